@@ -1,0 +1,51 @@
+package cache
+
+import (
+	"context"
+
+	"github.com/snowgate/snowgate/locapi"
+)
+
+// Lookuper is the provider the resolver fills its cache from; *locapi.Client
+// is one.
+type Lookuper interface {
+	Lookup(ctx context.Context, id string) (locapi.Result, error)
+}
+
+// LookupFunc adapts a function to a Lookuper.
+type LookupFunc func(ctx context.Context, id string) (locapi.Result, error)
+
+// Lookup calls f.
+func (f LookupFunc) Lookup(ctx context.Context, id string) (locapi.Result, error) { return f(ctx, id) }
+
+// Entry is an answer the provider gave, as it is cached. Entries are shared
+// between callers and must not be modified.
+type Entry struct {
+	Status locapi.Status
+	// Record is set for Found (and for NoLocation, with ID and Label only).
+	Record *locapi.Record
+	// JSON is the JSON encoding of Record when Status is Found, nil
+	// otherwise, encoded once when the entry is made so a hot batch copies
+	// bytes instead of encoding.
+	JSON []byte
+}
+
+// Outcome is the resolver's answer for one input ID: an Entry, or an error
+// when the ID was invalid, the provider failed after its retries, or the
+// caller's context ended first.
+type Outcome struct {
+	*Entry
+	Err error
+	// Hit is true when the answer came from the cache without waiting.
+	Hit bool
+}
+
+// Stats describes one ResolveMany call, for the per-batch log line.
+type Stats struct {
+	IDs       int // input IDs
+	Distinct  int // distinct input IDs
+	Hits      int // distinct IDs answered from the cache
+	Coalesced int // distinct IDs that joined a provider call already in flight
+	Fetched   int // provider lookups this call started
+	Failed    int // distinct IDs that ended in an error
+}

@@ -1,0 +1,62 @@
+// Package loader is the backfill pipeline: IDs stream out of a warehouse
+// table, through the shared resolver, into the target table, in bulk,
+// resumably and idempotently.
+package loader
+
+import (
+	"context"
+	"time"
+
+	"github.com/snowgate/snowgate/locapi"
+)
+
+// Outcome names what became of one ID; it is the value stored in the
+// warehouse's outcome column.
+type Outcome string
+
+const (
+	OutcomeFound      Outcome = "found"
+	OutcomeNotFound   Outcome = "not_found"
+	OutcomeNoLocation Outcome = "no_location"
+	OutcomeFailed     Outcome = "failed"
+)
+
+// Row is one resolved ID, as the pipeline hands it to the warehouse.
+type Row struct {
+	ID      string
+	Outcome Outcome
+	// Record is set when Outcome is OutcomeFound.
+	Record *locapi.Record
+	// Reason is a short text when Outcome is OutcomeFailed.
+	Reason     string
+	ResolvedAt time.Time
+}
+
+// Selection says which source IDs still need resolving.
+type Selection struct {
+	// RefreshOlderThan, when positive, also selects IDs resolved (found, not
+	// found or no location) longer ago than this before Now.
+	RefreshOlderThan time.Duration
+	// RetryFailed selects only the IDs in the failures table.
+	RetryFailed bool
+	Now         time.Time
+}
+
+// Warehouse is where IDs come from and results go. DuckDB and Snowflake
+// implement it; the pipeline knows nothing else about them.
+type Warehouse interface {
+	// Setup creates the target, outcome and failure tables when missing.
+	Setup(ctx context.Context) error
+	// CountPending counts the distinct source IDs that sel selects.
+	CountPending(ctx context.Context, sel Selection) (int64, error)
+	// Pending returns, in ascending order, up to limit distinct source IDs
+	// greater than after (keyset pagination; "" starts at the beginning)
+	// that sel selects.
+	Pending(ctx context.Context, after string, limit int, sel Selection) ([]string, error)
+	// Commit stores rows in one transaction, idempotently: found rows are
+	// merged into the target by ID, not found and no location are recorded
+	// as outcomes, failed rows go to the failures table with their reason,
+	// and an ID that now succeeded leaves the failures table.
+	Commit(ctx context.Context, rows []Row) error
+	Close() error
+}
