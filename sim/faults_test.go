@@ -1,0 +1,272 @@
+package sim
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// outcome is what one request saw, reduced to what faults change.
+type outcome struct {
+	code      int
+	truncated bool
+}
+
+// runSequence requests each of ids attempts times, in the order given.
+func runSequence(t *testing.T, s *Server, ids []string, attempts int) map[string][]outcome {
+	t.Helper()
+	out := map[string][]outcome{}
+	for range attempts {
+		for _, id := range ids {
+			w := serve(s, "GET", EntityURL("", id), nil)
+			o := outcome{code: w.Code}
+			if w.Code == 200 {
+				_, want := s.Expected(id)
+				body := w.Body.Bytes()
+				o.truncated = !bytes.Equal(body, want)
+				if o.truncated && (json.Valid(body) || !bytes.HasPrefix(want, body) || len(body) == 0) {
+					t.Fatalf("%q: a changed 200 body must be a non-empty, invalid prefix of %s; got %s", id, want, body)
+				}
+				if cl := w.Header().Get("Content-Length"); cl != strconv.Itoa(len(body)) {
+					t.Fatalf("%q: Content-Length %s; body has %d bytes", id, cl, len(body))
+				}
+			}
+			out[id] = append(out[id], o)
+		}
+	}
+	return out
+}
+
+func TestFaultsBySeed(t *testing.T) {
+	cfg := Config{Seed: 7, ErrorRate: 0.1, TruncateRate: 0.1}
+	ids := make([]string, 1000)
+	for i := range ids {
+		ids[i] = fmt.Sprint("WH", i)
+	}
+	reversed := make([]string, len(ids))
+	for i, id := range ids {
+		reversed[len(ids)-1-i] = id
+	}
+	a := runSequence(t, mustNew(t, cfg), ids, 3)
+	same := runSequence(t, mustNew(t, cfg), reversed, 3)
+	cfg.Seed = 8
+	other := runSequence(t, mustNew(t, cfg), ids, 3)
+
+	t.Run("same seed, any order: same faults", func(t *testing.T) {
+		for _, id := range ids {
+			if fmt.Sprint(a[id]) != fmt.Sprint(same[id]) {
+				t.Fatalf("%q: got %v; want %v", id, same[id], a[id])
+			}
+		}
+	})
+	t.Run("other seed: other faults", func(t *testing.T) {
+		diff := 0
+		for _, id := range ids {
+			if fmt.Sprint(a[id]) != fmt.Sprint(other[id]) {
+				diff++
+			}
+		}
+		if diff < 100 {
+			t.Errorf("IDs whose faults changed with the seed: got %d; want at least 100", diff)
+		}
+	})
+	t.Run("rates", func(t *testing.T) {
+		codes := map[int]int{}
+		truncated := 0
+		for _, os := range a {
+			for _, o := range os {
+				codes[o.code]++
+				if o.truncated {
+					truncated++
+				}
+			}
+		}
+		n := float64(3 * len(ids))
+		errs := codes[500] + codes[502] + codes[503]
+		if r := float64(errs) / n; math.Abs(r-0.1) > 0.02 {
+			t.Errorf("5xx share: got %.3f; want 0.10 ± 0.02", r)
+		}
+		if r := float64(truncated) / n; math.Abs(r-0.1) > 0.02 {
+			t.Errorf("truncated share: got %.3f; want 0.10 ± 0.02", r)
+		}
+		for _, c := range []int{500, 502, 503} {
+			if codes[c] == 0 {
+				t.Errorf("status %d never drawn; codes %v", c, codes)
+			}
+		}
+		if codes[200]+errs != int(n) {
+			t.Errorf("codes %v: want only 200 and 5xx", codes)
+		}
+	})
+}
+
+func TestDelayDraws(t *testing.T) {
+	const latency, jitter = 20 * time.Millisecond, 10 * time.Millisecond
+	tests := []struct {
+		name     string
+		cfg      Config
+		min, max time.Duration // of the delay without SlowDelay
+		slow     float64
+	}{
+		{"latency only", Config{Latency: latency}, latency, latency, 0},
+		{"jitter", Config{Latency: latency, Jitter: jitter}, latency - jitter, latency + jitter, 0},
+		{"jitter never negative", Config{Latency: time.Millisecond, Jitter: jitter}, 0, time.Millisecond + jitter, 0},
+		{"slow adds SlowDelay", Config{Latency: latency, SlowRate: 0.5, SlowDelay: time.Second}, latency, latency, 0.5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustNew(t, tt.cfg)
+			var sum time.Duration
+			slow, seenMin, seenMax := 0, time.Hour, time.Duration(0)
+			const n = 4000
+			for i := range n {
+				f := s.draw(hashID(strconv.Itoa(i%100)), uint32(i/100))
+				if f.kind == slowFault {
+					slow++
+					f.delay -= tt.cfg.SlowDelay
+				}
+				sum += f.delay
+				seenMin, seenMax = min(seenMin, f.delay), max(seenMax, f.delay)
+			}
+			if seenMin < tt.min || seenMax > tt.max {
+				t.Errorf("delays in [%v, %v]; want within [%v, %v]", seenMin, seenMax, tt.min, tt.max)
+			}
+			if mean := sum / n; tt.cfg.Latency > tt.cfg.Jitter && (mean < latency-time.Millisecond || mean > latency+time.Millisecond) {
+				t.Errorf("mean delay: got %v; want %v ± 1ms", mean, latency)
+			}
+			if r := float64(slow) / n; math.Abs(r-tt.slow) > 0.03 {
+				t.Errorf("slow share: got %.3f; want %.2f", r, tt.slow)
+			}
+		})
+	}
+}
+
+func TestSlowAndLatencyAreReal(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+		min  time.Duration
+		slow int
+	}{
+		{"latency", Config{Latency: 30 * time.Millisecond}, 30 * time.Millisecond, 0},
+		{"slow", Config{SlowRate: 1, SlowDelay: 40 * time.Millisecond}, 40 * time.Millisecond, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustNew(t, tt.cfg)
+			start := time.Now()
+			w := serve(s, "GET", EntityURL("", "WH-1"), nil)
+			if el := time.Since(start); el < tt.min || w.Code != 200 {
+				t.Errorf("got %d after %v; want 200 after at least %v", w.Code, el, tt.min)
+			}
+			if got := s.Stats().Slow; got != tt.slow {
+				t.Errorf("Stats().Slow: got %d; want %d", got, tt.slow)
+			}
+		})
+	}
+}
+
+// startWaiting serves one request in the background on a simulator whose
+// every request waits, and returns once the handler is waiting.
+func startWaiting(t *testing.T, cfg Config) (rs *Running, cancel context.CancelFunc, result <-chan error, done <-chan struct{}) {
+	t.Helper()
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiting, handled := make(chan struct{}, 1), make(chan struct{}, 1)
+	s.onWait = func() { waiting <- struct{}{} }
+	s.onDone = func() { handled <- struct{}{} }
+	rs = mustServe(t, s)
+	ctx, cancel := context.WithCancel(context.Background())
+	res := make(chan error, 1)
+	go func() {
+		req, _ := http.NewRequestWithContext(ctx, "GET", rs.EntityURL("WH-1"), nil)
+		resp, err := rs.Client().Do(req)
+		if err == nil {
+			drain(resp)
+			err = fmt.Errorf("got status %d", resp.StatusCode)
+		}
+		res <- err
+	}()
+	select {
+	case <-waiting:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the handler never started waiting")
+	}
+	return rs, cancel, res, handled
+}
+
+func within(t *testing.T, what string, ch <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s: not within 5s", what)
+	}
+}
+
+func TestHangReleasedOnClientCancel(t *testing.T) {
+	rs, cancel, result, handled := startWaiting(t, Config{HangRate: 1})
+	defer rs.Close()
+	cancel()
+	within(t, "handler returns after the client cancels", handled)
+	if err := <-result; !errors.Is(err, context.Canceled) {
+		t.Errorf("client error: got %v; want context.Canceled", err)
+	}
+	if got := rs.InFlight(); got != 0 {
+		t.Errorf("InFlight: got %d; want 0", got)
+	}
+	if got := rs.Status(0); got != 1 {
+		t.Errorf("Status(0) (no answer): got %d; want 1", got)
+	}
+}
+
+func TestCloseReleasesWaits(t *testing.T) {
+	tests := []struct {
+		name       string
+		cfg        Config
+		wantStatus int // 0: the connection is aborted
+	}{
+		{"hang is aborted", Config{HangRate: 1}, 0},
+		{"latency is cut short", Config{Latency: time.Hour}, 200},
+		{"slow answer is cut short", Config{SlowRate: 1, SlowDelay: time.Hour}, 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rs, cancel, result, handled := startWaiting(t, tt.cfg)
+			defer cancel()
+			start := time.Now()
+			if err := rs.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			if el := time.Since(start); el > 2*time.Second {
+				t.Errorf("Close took %v; want it to release waits at once", el)
+			}
+			within(t, "handler returns", handled)
+			err := <-result
+			if tt.wantStatus == 0 && (err == nil || err.Error() == "got status 200") {
+				t.Errorf("client: got %v; want a connection error", err)
+			}
+			if tt.wantStatus != 0 && (err == nil || err.Error() != fmt.Sprintf("got status %d", tt.wantStatus)) {
+				t.Errorf("client: got %v; want status %d", err, tt.wantStatus)
+			}
+		})
+	}
+}
+
+func TestHangWithoutConnectionAnswers503OnClose(t *testing.T) {
+	s := mustNew(t, Config{HangRate: 1})
+	s.Close()
+	w := serve(s, "GET", EntityURL("", "WH-1"), nil)
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("status: got %d; want 503", w.Code)
+	}
+}
