@@ -1,7 +1,8 @@
 // Package locapi is the client of the upstream location provider
-// (GET /api/v2/entities/{id}?select=id,label,location): one shared rate
-// limiter per provider, a cap on requests in flight, retries with backoff,
-// and decoding into a typed Record.
+// (GET /api/v2/entities/{id}?select=id,label,location): the ID escaped as one
+// path segment, one shared rate limiter per provider that slows down on 429
+// and recovers (AIMD), a cap on requests in flight, retries with backoff and
+// Retry-After within the caller's deadline, and decoding into a typed Record.
 package locapi
 
 import (
@@ -59,8 +60,9 @@ type Result struct {
 }
 
 // ErrInvalidID marks an ID rejected before any request: empty, longer than
-// the configured maximum, not valid UTF-8, or containing control characters.
-// It is the caller's mistake, not the provider's: never retried.
+// the configured maximum, not valid UTF-8, containing control characters, or
+// exactly "." or "..". It is the caller's mistake, not the provider's: never
+// retried.
 var ErrInvalidID = errors.New("invalid id")
 
 // DefaultMaxIDLen is the longest ID accepted when Config.MaxIDLen is zero.
@@ -78,6 +80,11 @@ func ValidateID(id string, maxLen int) error {
 		return errorf(ErrInvalidID, "longer than %d bytes", maxLen)
 	case !utf8.ValidString(id):
 		return errorf(ErrInvalidID, "not valid UTF-8")
+	case id == "." || id == "..":
+		// A dot segment cannot be sent unambiguously: RFC 3986 lets servers
+		// and proxies decode %2E and then remove the segment, so the request
+		// could reach another resource. No real entity has such an ID.
+		return errorf(ErrInvalidID, "%q is a dot path segment", id)
 	}
 	for _, r := range id {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {

@@ -1,0 +1,143 @@
+package locapi
+
+import (
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+const (
+	// headroom paces the limiter a hair under the configured rate. Two
+	// token buckets never tick in step (network jitter bunches requests), so
+	// a client exactly at the provider's rate would keep the provider's
+	// bucket empty and draw an occasional 429; 1% lets the provider's bucket
+	// refill and absorb the jitter.
+	headroom = 0.99
+	// cutFactor is the multiplicative decrease applied on a 429.
+	cutFactor = 0.8
+	// keepShare bounds a decrease from below: never under this share of the
+	// answers the provider actually gave in the last second. While the
+	// client overshoots, that count is the provider's true rate, so cuts
+	// converge on it instead of overshooting downwards.
+	keepShare = 0.9
+	// growShare is the additive recovery, as a share of the ceiling per
+	// second without a 429.
+	growShare = 0.02
+	// growEvery bounds how often recovery touches the limiter, so the hot
+	// path does not take the limiter's lock for each request.
+	growEvery = 100 * time.Millisecond
+	// slotLen and slots make the one-second window of answers.
+	slotLen = 100 * time.Millisecond
+	slots   = 10
+)
+
+// adaptive lowers the limiter's rate when the provider throttles (AIMD) and
+// lets it climb back to the ceiling, so a rate configured above what the
+// provider allows converges instead of hammering it.
+//
+// One overshoot must cost one decrease: the requests already paced or in
+// flight when the first 429 arrives answer 429 too. A 429 therefore only
+// cuts if its request reserved its token after the last cut, i.e. was paced
+// at the lowered rate. That also lets a badly overshooting client cut again
+// as soon as the lowered rate proves too high, rather than after a fixed
+// pause, which matters because every 429 parks its caller for the
+// provider's Retry-After.
+type adaptive struct {
+	lims           []*rate.Limiter // all set to the same rate
+	ceiling, floor float64
+	onChange       func(limit float64)
+	born           time.Time
+
+	mu       sync.Mutex // guards everything below, which changes together
+	cur      float64
+	lastCut  time.Time
+	lastGrow time.Time
+	answers  [slots]int   // non-429 answers per slot
+	epochs   [slots]int64 // slot number each answers[i] counts
+}
+
+func newAdaptive(lims []*rate.Limiter, ceiling, floor float64, now time.Time, onChange func(float64)) *adaptive {
+	return &adaptive{lims: lims, ceiling: ceiling, floor: min(floor, ceiling), onChange: onChange, cur: ceiling, born: now}
+}
+
+// answered records an answer other than 429 (one the provider's limiter let
+// through).
+func (a *adaptive) answered(now time.Time) {
+	slot := now.UnixNano() / int64(slotLen)
+	i := slot % slots
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.epochs[i] != slot {
+		a.epochs[i], a.answers[i] = slot, 0
+	}
+	a.answers[i]++
+}
+
+// answeredRate is the answers per second over the last second; ok is false
+// until the client has seen a whole second. a.mu must be held.
+func (a *adaptive) answeredRate(now time.Time) (float64, bool) {
+	if now.Sub(a.born) < time.Second {
+		return 0, false
+	}
+	slot := now.UnixNano() / int64(slotLen)
+	n := 0
+	for i := range a.answers {
+		if slot-a.epochs[i] < slots {
+			n += a.answers[i]
+		}
+	}
+	window := (slots-1)*slotLen + time.Duration(now.UnixNano()%int64(slotLen))
+	return float64(n) / window.Seconds(), true
+}
+
+// throttled records a 429 at now for a request whose token was reserved at
+// reserved, and reports the new rate if it cut.
+func (a *adaptive) throttled(reserved, now time.Time) (float64, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if reserved.Before(a.lastCut) {
+		return a.cur, false
+	}
+	next := max(a.floor, a.cur*cutFactor)
+	if r, ok := a.answeredRate(now); ok {
+		next = max(next, keepShare*r)
+	}
+	if next >= a.cur {
+		return a.cur, false
+	}
+	a.lastCut, a.lastGrow = now, now
+	a.set(now, next)
+	return a.cur, true
+}
+
+// recover regains growShare of the ceiling per second since the last change.
+func (a *adaptive) recover(now time.Time) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cur >= a.ceiling {
+		return
+	}
+	elapsed := now.Sub(a.lastGrow)
+	if elapsed < growEvery {
+		return
+	}
+	a.lastGrow = now
+	a.set(now, min(a.ceiling, a.cur+growShare*a.ceiling*elapsed.Seconds()))
+}
+
+func (a *adaptive) set(now time.Time, limit float64) {
+	a.cur = limit
+	for _, l := range a.lims {
+		l.SetLimitAt(now, rate.Limit(limit))
+	}
+	if a.onChange != nil {
+		a.onChange(limit)
+	}
+}
+
+func (a *adaptive) rate() float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cur
+}

@@ -1,0 +1,309 @@
+package locapi
+
+// Acceptance tests against the provider simulator on 127.0.0.1. The two
+// rate tests take 10 s and 20 s by design and run in parallel.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/snowgate/snowgate/sim"
+)
+
+func startSim(t *testing.T, cfg sim.Config) *sim.Running {
+	t.Helper()
+	srv, err := sim.Start(cfg)
+	if err != nil {
+		t.Fatalf("sim.Start: %v", err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv
+}
+
+func simURL(srv *sim.Running) string {
+	return srv.URL + sim.EntitiesPath + "{id}?select=id,label,location"
+}
+
+// outcome is one finished Lookup.
+type outcome struct {
+	id  string
+	res Result
+	err error
+}
+
+// hammer runs callers goroutines that look up fresh IDs until run ends, and
+// reports the provider's admitted requests per second over exactly run.
+// Lookups started before the end finish afterwards and are returned too.
+func hammer(t *testing.T, c *Client, srv *sim.Running, callers int, run time.Duration, prefix string) (float64, []outcome) {
+	t.Helper()
+	var next atomic.Int64
+	stop := make(chan struct{})
+	results := make([][]outcome, callers)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range callers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				id := fmt.Sprintf("%s%d", prefix, next.Add(1))
+				res, err := c.Lookup(context.Background(), id)
+				results[i] = append(results[i], outcome{id, res, err})
+			}
+		})
+	}
+	<-time.After(run) // the measured run itself
+	admitted, elapsed := srv.Admitted(), time.Since(start)
+	close(stop)
+	wg.Wait()
+	var all []outcome
+	for _, r := range results {
+		all = append(all, r...)
+	}
+	return float64(admitted) / elapsed.Seconds(), all
+}
+
+// checkOutcomes fails unless every lookup ended in exactly the simulator's
+// deterministic answer for its ID.
+func checkOutcomes(t *testing.T, srv *sim.Running, outs []outcome) {
+	t.Helper()
+	bad := 0
+	for _, o := range outs {
+		if err := matchSim(srv, o.id, o.res, o.err); err != nil {
+			if bad++; bad <= 5 {
+				t.Errorf("id %q: %v", o.id, err)
+			}
+		}
+	}
+	if bad > 0 {
+		t.Fatalf("%d of %d lookups lost or wrong", bad, len(outs))
+	}
+}
+
+// matchSim compares a Lookup with the simulator's expected body, decoded
+// independently of decodeEntity into a generic map.
+func matchSim(srv *sim.Running, id string, res Result, err error) error {
+	if err != nil {
+		return err
+	}
+	kind, body := srv.Expected(id)
+	wantStatus := map[sim.Kind]Status{sim.Found: Found, sim.NotFound: NotFound, sim.NoLocation: NoLocation}[kind]
+	if res.Status != wantStatus {
+		return fmt.Errorf("status %v; want %v (sim kind %v)", res.Status, wantStatus, kind)
+	}
+	if kind == sim.NotFound {
+		return nil
+	}
+	var want map[string]any
+	if err := json.Unmarshal(body, &want); err != nil {
+		return fmt.Errorf("expected body: %v", err)
+	}
+	if want["location"] == nil {
+		delete(want, "location")
+	}
+	if got := providerShape(res); !reflect.DeepEqual(got, want) {
+		return fmt.Errorf("record %v; want %v", got, want)
+	}
+	return nil
+}
+
+// providerShape turns a Result back into the provider's JSON shape.
+func providerShape(res Result) map[string]any {
+	r := res.Record
+	if r == nil {
+		return nil
+	}
+	m := map[string]any{"id": r.ID, "label": orNil(r.Label)}
+	if res.Status == Found {
+		m["location"] = map[string]any{
+			"geoLabel": orNil(r.GeoLabel), "streetAddress": orNil(r.StreetAddress),
+			"cityLabel": orNil(r.CityLabel), "postalCode": orNil(r.PostalCode),
+			"countryLabel": orNil(r.CountryLabel), "latitude": orNil(r.Latitude), "longitude": orNil(r.Longitude),
+		}
+	}
+	return m
+}
+
+func orNil[T any](p *T) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// TestAcceptanceExactRate is acceptance 1: a client configured at exactly
+// the provider's rate, with a bucket identical to the provider's, draws no
+// 429 and still uses at least 97% of the rate.
+func TestAcceptanceExactRate(t *testing.T) {
+	t.Parallel()
+	const rate, burst, callers, run = 200, 20, 64, 10 * time.Second
+	srv := startSim(t, sim.Config{Seed: 1, Rate: rate, Burst: burst, Latency: 2 * time.Millisecond,
+		Jitter: time.Millisecond, NotFoundRatio: 0.05, NoLocationRatio: 0.05})
+	c := newClient(t, simURL(srv), Config{Rate: rate, Burst: burst, Concurrency: 64})
+	achieved, outs := hammer(t, c, srv, callers, run, "exact-")
+	window := srv.MaxInWindow(time.Second)
+	t.Logf("admitted per second: %v", srv.PerSecond())
+	t.Logf("achieved %.1f req/s (%.1f%%), %d lookups, %d 429s, max %d in a 1 s window, client %+v",
+		achieved, 100*achieved/rate, len(outs), srv.Status(429), window, c.Stats())
+	if n := srv.Status(429); n != 0 {
+		t.Errorf("provider answered 429 %d times; want 0", n)
+	}
+	if achieved < 0.97*rate {
+		t.Errorf("achieved %.1f req/s; want at least %.1f", achieved, 0.97*rate)
+	}
+	if window > rate+burst {
+		t.Errorf("%d requests admitted in one 1 s window; want at most %d", window, rate+burst)
+	}
+	checkOutcomes(t, srv, outs)
+}
+
+// TestAcceptanceConverges is acceptance 2: a client configured at 4x the
+// provider's rate slows down after the first 429s, keeps the provider at
+// least 90% busy over 20 s, and loses no ID.
+func TestAcceptanceConverges(t *testing.T) {
+	t.Parallel()
+	const rate, callers, run = 100, 64, 20 * time.Second
+	srv := startSim(t, sim.Config{Seed: 2, Rate: rate, Latency: 2 * time.Millisecond,
+		NotFoundRatio: 0.05, NoLocationRatio: 0.05})
+	c := newClient(t, simURL(srv), Config{Rate: 4 * rate, Concurrency: 64, BaseBackoff: 50 * time.Millisecond})
+	half := make(chan int, 1)
+	// The 429s of the first half, to judge the second.
+	time.AfterFunc(run/2, func() { half <- srv.Status(429) })
+	achieved, outs := hammer(t, c, srv, callers, run, "conv-")
+	first := <-half
+	second := srv.Status(429) - first
+	t.Logf("admitted per second: %v", srv.PerSecond())
+	t.Logf("achieved %.1f req/s (%.1f%%), %d lookups, 429s: %d in the first 10 s, %d in the second; final rate %.1f; client %+v",
+		achieved, 100*achieved/rate, len(outs), first, second, c.Rate(), c.Stats())
+	if achieved < 0.9*rate {
+		t.Errorf("achieved %.1f req/s; want at least %.1f", achieved, 0.9*rate)
+	}
+	if first == 0 {
+		t.Errorf("no 429 in the first half; the test did not overload the provider")
+	}
+	// Converged: the sawtooth around the provider's rate costs a few 429s
+	// per cycle, not the 3:1 rejection of an unadapted client.
+	if limit := int(0.1 * rate * run.Seconds() / 2); second > limit {
+		t.Errorf("%d 429s in the second 10 s; want at most %d", second, limit)
+	}
+	if r := c.Rate(); r > 1.3*rate || r < 0.5*rate {
+		t.Errorf("final rate %.1f; want near the provider's %d", r, rate)
+	}
+	checkOutcomes(t, srv, outs)
+}
+
+// TestAcceptanceFaults is acceptance 4: with 5% 5xx, 1% hangs and 1%
+// truncated bodies every ID still ends in its correct answer, and every
+// fault costs exactly one retry.
+func TestAcceptanceFaults(t *testing.T) {
+	t.Parallel()
+	srv := startSim(t, sim.Config{Seed: 4, ErrorRate: 0.05, HangRate: 0.01, TruncateRate: 0.01,
+		NotFoundRatio: 0.1, NoLocationRatio: 0.1})
+	c := newClient(t, simURL(srv), Config{Timeout: 300 * time.Millisecond, Concurrency: 64})
+	const ids, workers = 3000, 32
+	outs := make([]outcome, ids)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < ids; i += workers {
+				id := fmt.Sprintf("fault-%d", i)
+				res, err := c.Lookup(context.Background(), id)
+				outs[i] = outcome{id, res, err}
+			}
+		})
+	}
+	wg.Wait()
+	checkOutcomes(t, srv, outs)
+	st, ss := c.Stats(), srv.Stats()
+	hangs := ss.ByStatus[0]
+	t.Logf("client %+v; sim faults %d, hangs %d, truncated %d", st, ss.Faults, hangs, ss.Truncated)
+	tests := []struct {
+		name      string
+		got, want int64
+	}{
+		{"5xx counted", st.ServerErrors, int64(ss.Faults)},
+		{"truncated counted as malformed", st.Malformed, int64(ss.Truncated)},
+		{"hangs counted as timeouts", st.NetErrors, int64(hangs)},
+		{"one retry per fault", st.Retries, int64(ss.Faults + ss.Truncated + hangs)},
+		{"no failure", st.Failures, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.got != tt.want {
+				t.Fatalf("got %d; want %d", tt.got, tt.want)
+			}
+		})
+	}
+	if st.Retries == 0 || ss.Faults == 0 || hangs == 0 || ss.Truncated == 0 {
+		t.Fatalf("retries %d, faults %d, hangs %d, truncated %d; want every kind drawn", st.Retries, ss.Faults, hangs, ss.Truncated)
+	}
+}
+
+// TestAcceptanceHostileIDs is acceptance 5: the simulator sees each hostile
+// ID as exactly one escaped segment under /api/v2/entities/, or never.
+func TestAcceptanceHostileIDs(t *testing.T) {
+	srv := startSim(t, sim.Config{RecordPaths: true, NotFoundRatio: 0.2})
+	c := newClient(t, simURL(srv), Config{MaxIDLen: 16 << 10})
+	for _, tt := range hostileIDs() {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(srv.Paths())
+			res, err := c.Lookup(context.Background(), tt.id)
+			paths := srv.Paths()[before:]
+			if !tt.invalid {
+				if err := matchSim(srv, tt.id, res, err); err != nil {
+					t.Fatal(err)
+				}
+				res.Record = &Record{ID: tt.id} // checkHostile wants the ID; matchSim checked the rest
+			}
+			checkHostile(t, tt, res, err, paths)
+		})
+	}
+	t.Run("10 KB with the default maximum", func(t *testing.T) {
+		d := newClient(t, simURL(srv), Config{})
+		before := srv.Total()
+		_, err := d.Lookup(context.Background(), strings.Repeat("a/", 5<<10))
+		if !errors.Is(err, ErrInvalidID) || srv.Total() != before {
+			t.Fatalf("Lookup error = %v, %d requests; want ErrInvalidID and none", err, srv.Total()-before)
+		}
+	})
+}
+
+// TestAcceptanceToken: the simulator requires the bearer token; a wrong one
+// is a 401 that is not retried.
+func TestAcceptanceToken(t *testing.T) {
+	srv := startSim(t, sim.Config{Token: "s3cr3t"})
+	tests := []struct {
+		name, token string
+		wantCode    int
+	}{
+		{"right token", "s3cr3t", 0},
+		{"wrong token", "nope", 401},
+		{"no token", "", 401},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := newClient(t, simURL(srv), Config{Token: tt.token})
+			res, err := c.Lookup(context.Background(), "w1")
+			var se *StatusError
+			switch {
+			case tt.wantCode == 0 && (err != nil || res.Status != Found):
+				t.Fatalf("Lookup = %v, %v; want found", res.Status, err)
+			case tt.wantCode != 0 && (!errors.As(err, &se) || se.Code != tt.wantCode):
+				t.Fatalf("Lookup error = %v; want status %d", err, tt.wantCode)
+			case tt.wantCode != 0 && c.Stats().Requests != 1:
+				t.Fatalf("%d requests; want 1 (not retried)", c.Stats().Requests)
+			}
+		})
+	}
+}
