@@ -1,0 +1,289 @@
+package cache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/snowgate/snowgate/locapi"
+)
+
+func TestNewConfig(t *testing.T) {
+	up := &fakeProvider{}
+	tests := []struct {
+		name       string
+		up         Lookuper
+		cfg        Config
+		wantErr    string
+		wantShards int
+		wantSize   int
+	}{
+		{name: "defaults", up: up, wantShards: DefaultShards, wantSize: DefaultSize},
+		{name: "one shard", up: up, cfg: Config{Shards: 1, Size: 5}, wantShards: 1, wantSize: 5},
+		{name: "shards lowered to size", up: up, cfg: Config{Size: 10}, wantShards: 8, wantSize: 10},
+		{name: "size one", up: up, cfg: Config{Size: 1, Shards: 64}, wantShards: 1, wantSize: 1},
+		{name: "nil lookuper", wantErr: "nil Lookuper"},
+		{name: "negative size", up: up, cfg: Config{Size: -1}, wantErr: "Size -1 is negative"},
+		{name: "negative ttl", up: up, cfg: Config{TTL: -time.Second}, wantErr: "TTL -1s is negative"},
+		{name: "negative negative ttl", up: up, cfg: Config{NegativeTTL: -time.Second}, wantErr: "NegativeTTL -1s is negative"},
+		{name: "negative concurrency", up: up, cfg: Config{Concurrency: -2}, wantErr: "Concurrency -2 is negative"},
+		{name: "shards not a power of two", up: up, cfg: Config{Shards: 12}, wantErr: "Shards 12 is not a power of two"},
+		{name: "negative shards", up: up, cfg: Config{Shards: -4}, wantErr: "Shards -4 is not a power of two"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := New(tt.up, tt.cfg, nil)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("New: got error %v; want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			defer r.Close()
+			if got := len(r.shards); got != tt.wantShards {
+				t.Errorf("shards: got %d; want %d", got, tt.wantShards)
+			}
+			size := 0
+			for i := range r.shards {
+				size += r.shards[i].cap
+			}
+			if size != tt.wantSize {
+				t.Errorf("total capacity: got %d; want %d", size, tt.wantSize)
+			}
+		})
+	}
+}
+
+// Two resolvers can share a process with separate registries; one registry
+// refuses a second resolver's metrics with an error, not a panic.
+func TestNewMetricsRegistration(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	r1 := newTestResolver(t, &fakeProvider{}, Config{}, reg)
+	r2 := newTestResolver(t, &fakeProvider{}, Config{}, prometheus.NewRegistry())
+	if r1 == nil || r2 == nil {
+		t.Fatal("New returned nil")
+	}
+	if _, err := New(&fakeProvider{}, Config{}, reg); err == nil {
+		t.Fatal("second resolver on one registry: got nil error; want already registered")
+	}
+}
+
+func TestEvictionAtSize(t *testing.T) {
+	up := &fakeProvider{}
+	reg := prometheus.NewRegistry()
+	r := newTestResolver(t, up, Config{Size: 3, Shards: 1}, reg)
+	for _, id := range []string{"a", "b", "c", "a", "d"} { // a is touched again, so b is the oldest when d comes
+		checkOutcome(t, id, r.Resolve(t.Context(), id))
+	}
+	if got := r.Len(); got != 3 {
+		t.Errorf("entries: got %d; want 3", got)
+	}
+	tests := []struct {
+		id        string
+		wantHit   bool
+		wantCalls int
+	}{
+		{"a", true, 1}, {"d", true, 1}, {"c", true, 1}, {"b", false, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			o := r.Resolve(t.Context(), tt.id)
+			if o.Hit != tt.wantHit {
+				t.Errorf("Hit: got %v; want %v", o.Hit, tt.wantHit)
+			}
+			if got := up.callsFor(tt.id); got != tt.wantCalls {
+				t.Errorf("provider calls: got %d; want %d", got, tt.wantCalls)
+			}
+		})
+	}
+	// b's return evicted a, the oldest after the hits above.
+	want := `
+# HELP snowgate_cache_entries Entries in the cache, expired ones included until looked up or evicted.
+# TYPE snowgate_cache_entries gauge
+snowgate_cache_entries 3
+# HELP snowgate_cache_evictions_total Entries evicted to stay within the cache size.
+# TYPE snowgate_cache_evictions_total counter
+snowgate_cache_evictions_total 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "snowgate_cache_entries", "snowgate_cache_evictions_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestShardedSizeBound(t *testing.T) {
+	const size, n = 64, 1000
+	r := newTestResolver(t, &fakeProvider{}, Config{Size: size, Shards: 16}, nil)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("id-%d", i)
+	}
+	out, st := r.ResolveMany(t.Context(), ids)
+	for i, id := range ids {
+		checkOutcome(t, id, out[i])
+	}
+	if st.Fetched != n {
+		t.Errorf("fetched: got %d; want %d", st.Fetched, n)
+	}
+	got := r.Len()
+	if got > size || got < size/2 {
+		t.Errorf("entries: got %d; want between %d and %d", got, size/2, size)
+	}
+	if ev := int(testutil.ToFloat64(r.m.evictions)); ev != n-got {
+		t.Errorf("evictions: got %d; want %d", ev, n-got)
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	g := newGate()
+	reg := prometheus.NewRegistry()
+	r := newTestResolver(t, g, Config{}, reg)
+	joined := make(chan string, 8)
+	r.waiting = func(id string) { joined <- id }
+
+	done := make(chan struct{})
+	go func() {
+		r.ResolveMany(t.Context(), []string{"a", "err-1", "a"})
+		close(done)
+	}()
+	<-g.started
+	<-g.started
+	<-joined
+	<-joined
+	joiner := make(chan Outcome, 1)
+	go func() { joiner <- r.Resolve(t.Context(), "a") }()
+	<-joined
+	close(g.release)
+	<-done
+	checkOutcome(t, "a", <-joiner)
+	r.waiting = nil
+	r.ResolveMany(t.Context(), []string{"a", "a"})
+	r.Resolve(t.Context(), "a")
+
+	want := `
+# HELP snowgate_cache_failures_total Distinct IDs that ended in an error (invalid ID, provider failure, caller gave up); never cached.
+# TYPE snowgate_cache_failures_total counter
+snowgate_cache_failures_total 1
+# HELP snowgate_cache_requests_total Distinct IDs asked of the resolver, by how they were answered: hit (from the cache), miss (a provider lookup was started), coalesced (joined a lookup already in flight).
+# TYPE snowgate_cache_requests_total counter
+snowgate_cache_requests_total{result="coalesced"} 1
+snowgate_cache_requests_total{result="hit"} 2
+snowgate_cache_requests_total{result="miss"} 2
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "snowgate_cache_requests_total", "snowgate_cache_failures_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// Close cancels the lookups in flight, their callers get ErrClosed, later
+// misses fail at once while hits are still answered, and no goroutine is
+// left.
+func TestCloseCancelsFlights(t *testing.T) {
+	before := runtime.NumGoroutine()
+	g := newGate()
+	r, err := New(g, Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	warm := make(chan Outcome, 1)
+	go func() { warm <- r.Resolve(t.Context(), "hot") }()
+	<-g.started
+	g.release <- struct{}{}
+	<-g.ctxErr
+	<-warm
+
+	ids := []string{"a", "b", "c"}
+	res := make(chan []Outcome, 1)
+	go func() { out, _ := r.ResolveMany(context.Background(), ids); res <- out }()
+	for range ids {
+		<-g.started
+	}
+	if err := r.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	for range ids {
+		if err := <-g.ctxErr; !errors.Is(err, context.Canceled) {
+			t.Errorf("lookup ctx after Close: got %v; want context.Canceled", err)
+		}
+	}
+	for i, o := range <-res {
+		if !errors.Is(o.Err, ErrClosed) {
+			t.Errorf("%q: got %+v; want ErrClosed", ids[i], o)
+		}
+	}
+	if o := r.Resolve(t.Context(), "new"); !errors.Is(o.Err, ErrClosed) {
+		t.Errorf("miss after Close: got %+v; want ErrClosed", o)
+	}
+	if o := r.Resolve(t.Context(), "hot"); !o.Hit || o.Err != nil {
+		t.Errorf("hit after Close: got %+v; want a hit", o)
+	}
+	if got := g.callsFor("new"); got != 0 {
+		t.Errorf("provider calls after Close: got %d; want 0", got)
+	}
+	if err := r.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	waitGoroutines(t, before)
+}
+
+func TestNewEntryJSON(t *testing.T) {
+	rec := record("w1")
+	e, err := newEntry(locapi.Result{Status: locapi.Found, Record: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"id":"w1","label":"label of w1","geo_label":null,"street_address":null,"city_label":"Kraków",` +
+		`"postal_code":null,"country_label":null,"latitude":50.06,"longitude":19.94}`
+	if string(e.JSON) != want {
+		t.Errorf("JSON: got %s; want %s", e.JSON, want)
+	}
+	nan := math.NaN()
+	if _, err := newEntry(locapi.Result{Status: locapi.Found, Record: &locapi.Record{ID: "x", Latitude: &nan}}); err == nil {
+		t.Error("NaN latitude: got nil error; want an encoding error")
+	}
+}
+
+// A hit on an entry in the back half of its shard moves it to the front, so
+// it outlives the entries added before it.
+func TestHitPromotesFromBackHalf(t *testing.T) {
+	up := &fakeProvider{}
+	r := newTestResolver(t, up, Config{Size: 8, Shards: 1}, nil)
+	resolve := func(ids ...string) {
+		t.Helper()
+		for _, id := range ids {
+			checkOutcome(t, id, r.Resolve(t.Context(), id))
+		}
+	}
+	resolve("a", "b", "c", "d", "e", "f", "g", "h")
+	resolve("a")                               // the oldest: moved to the front
+	resolve("i", "j", "k", "l", "m", "n", "o") // evict b..h
+	tests := []struct {
+		id      string
+		wantHit bool
+	}{{"a", true}, {"o", true}, {"i", true}, {"h", false}, {"b", false}}
+	for _, tt := range tests {
+		t.Run(tt.id, func(t *testing.T) {
+			calls := up.callsFor(tt.id)
+			if o := r.Resolve(t.Context(), tt.id); o.Hit != tt.wantHit {
+				t.Errorf("Hit: got %v; want %v (provider calls before: %d)", o.Hit, tt.wantHit, calls)
+			}
+		})
+	}
+}
+
+// Neighbouring shards' locks must not share a cache line.
+func TestShardSize(t *testing.T) {
+	if got := unsafe.Sizeof(shard{}); got != 128 {
+		t.Errorf("sizeof shard: got %d; want 128", got)
+	}
+}

@@ -1,0 +1,78 @@
+package cache
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the resolver's counters. They exist even when nothing is
+// registered, so the code that counts never checks. Hits are not among
+// them: the shards count those under their own locks (see shard.hits), and
+// requests is the collector that reports them with the rest.
+type metrics struct {
+	miss, coalesced atomic.Uint64
+	failures        prometheus.Counter
+	evictions       prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer, entries, hits func() float64) (*metrics, error) {
+	m := &metrics{
+		failures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "snowgate_cache_failures_total",
+			Help: "Distinct IDs that ended in an error (invalid ID, provider failure, caller gave up); never cached.",
+		}),
+		evictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "snowgate_cache_evictions_total",
+			Help: "Entries evicted to stay within the cache size.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	size := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "snowgate_cache_entries",
+		Help: "Entries in the cache, expired ones included until looked up or evicted.",
+	}, entries)
+	req := &requests{m: m, hits: hits, desc: prometheus.NewDesc("snowgate_cache_requests_total",
+		"Distinct IDs asked of the resolver, by how they were answered: hit (from the cache), "+
+			"miss (a provider lookup was started), coalesced (joined a lookup already in flight).",
+		[]string{"result"}, nil)}
+	for _, c := range []prometheus.Collector{req, m.failures, m.evictions, size} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("cache: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// add counts one call's tally at once, so a batch of thousands of IDs
+// touches the shared counters a handful of times, not once per ID.
+func (m *metrics) add(st Stats) {
+	if st.Fetched > 0 {
+		m.miss.Add(uint64(st.Fetched))
+	}
+	if st.Coalesced > 0 {
+		m.coalesced.Add(uint64(st.Coalesced))
+	}
+	if st.Failed > 0 {
+		m.failures.Add(float64(st.Failed))
+	}
+}
+
+// requests reports snowgate_cache_requests_total from where each count is
+// kept.
+type requests struct {
+	m    *metrics
+	hits func() float64
+	desc *prometheus.Desc
+}
+
+func (c *requests) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *requests) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, c.hits(), "hit")
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.m.miss.Load()), "miss")
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.m.coalesced.Load()), "coalesced")
+}

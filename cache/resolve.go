@@ -1,0 +1,256 @@
+package cache
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/maphash"
+	"math"
+	"sync"
+	"sync/atomic"
+
+	"github.com/snowgate/snowgate/locapi"
+)
+
+// Resolve answers one ID: from the cache, or by starting or joining the one
+// provider lookup for it. The lookup runs on the resolver's own context, so
+// ctx ending only stops this caller's wait. Errors from the Lookuper are
+// returned as it gave them (never cached); a lookup cut short by Close fails
+// with ErrClosed.
+func (r *Resolver) Resolve(ctx context.Context, id string) Outcome {
+	h := maphash.String(r.seed, id)
+	if e, ok := r.shardFor(h).get(id, r.clock()); ok {
+		return Outcome{Entry: e, Hit: true}
+	}
+	o, src := r.await(ctx, id, h)
+	var st Stats
+	st.tally(src, o.Err != nil)
+	r.m.add(st)
+	return o
+}
+
+// ResolveMany answers a batch: one Outcome per input ID, in input order.
+// Every distinct ID is looked up in the cache once; the misses are fetched
+// (or joined) with at most Config.Concurrency lookups waited on at once.
+// When ctx ends, the IDs not answered yet get ctx's error.
+func (r *Resolver) ResolveMany(ctx context.Context, ids []string) ([]Outcome, Stats) {
+	out := make([]Outcome, len(ids))
+	st := Stats{IDs: len(ids)}
+	if len(ids) == 0 {
+		return out, st
+	}
+	misses, dups := r.fromCache(ids, out, &st)
+	if len(misses) > 0 {
+		r.fetchAll(ctx, ids, misses, out, &st)
+		for _, d := range dups {
+			out[d.at] = out[d.of]
+		}
+	}
+	r.m.add(st)
+	return out, st
+}
+
+// miss is the position of the first occurrence of an ID the cache did not
+// answer, with the ID's hash.
+type miss struct {
+	at int
+	h  uint64
+}
+
+// dup is a later occurrence (at) of a missed ID first seen at of.
+type dup struct{ at, of int }
+
+// fromCache is ResolveMany's hot path: it answers every cached ID in place
+// and returns what is left to fetch. It allocates nothing while all IDs hit.
+func (r *Resolver) fromCache(ids []string, out []Outcome, st *Stats) (misses []miss, dups []dup) {
+	now := r.clock()
+	t := r.table(len(ids))
+	defer r.release(t)
+	for i, id := range ids {
+		h := maphash.String(r.seed, id)
+		if first, seen := t.insert(ids, h, i); seen {
+			if out[first].Entry != nil {
+				out[i] = out[first]
+			} else {
+				dups = append(dups, dup{at: i, of: first})
+			}
+			continue
+		}
+		st.Distinct++
+		if e, ok := r.shardFor(h).get(id, now); ok {
+			// Field by field: out is zeroed, and a whole-struct store
+			// would also pay GC write barriers for the nil Err.
+			out[i].Entry, out[i].Hit = e, true
+			st.Hits++
+			continue
+		}
+		misses = append(misses, miss{at: i, h: h})
+	}
+	return misses, dups
+}
+
+// fetchAll resolves the misses with a pool of at most Concurrency workers
+// (none when there is one miss), each waiting on one lookup at a time.
+func (r *Resolver) fetchAll(ctx context.Context, ids []string, misses []miss, out []Outcome, st *Stats) {
+	srcs := make([]source, len(misses))
+	var next atomic.Int64
+	work := func() {
+		for {
+			k := int(next.Add(1) - 1)
+			if k >= len(misses) {
+				return
+			}
+			m := misses[k]
+			out[m.at], srcs[k] = r.await(ctx, ids[m.at], m.h)
+		}
+	}
+	if workers := min(r.cfg.Concurrency, len(misses)); workers == 1 {
+		work()
+	} else {
+		var wg sync.WaitGroup
+		for range workers {
+			wg.Go(work)
+		}
+		wg.Wait()
+	}
+	for k, m := range misses {
+		st.tally(srcs[k], out[m.at].Err != nil)
+	}
+}
+
+// source is how a missed ID ended up answered, for Stats and metrics.
+type source uint8
+
+const (
+	abandoned source = iota // no answer: the caller gave up or the resolver closed
+	cached                  // the flight found it cached after all
+	fetched                 // this caller's flight asked the provider
+	joined                  // joined a provider lookup another caller started
+)
+
+func (st *Stats) tally(src source, failed bool) {
+	switch src {
+	case cached:
+		st.Hits++
+	case fetched:
+		st.Fetched++
+	case joined:
+		st.Coalesced++
+	}
+	if failed {
+		st.Failed++
+	}
+}
+
+// flight is what one shared lookup hands every caller waiting on it.
+type flight struct {
+	e       *Entry
+	fetched bool // the provider was asked (false: found in the cache)
+}
+
+// await starts or joins the shared lookup of id and waits for it or ctx.
+func (r *Resolver) await(ctx context.Context, id string, h uint64) (Outcome, source) {
+	if err := ctx.Err(); err != nil {
+		return Outcome{Err: err}, abandoned
+	}
+	// Only the leader's function runs, and it writes leader before
+	// singleflight sends on ch, so reading it after the receive is safe.
+	leader := false
+	ch := r.group.DoChan(id, func() (any, error) {
+		leader = true
+		return r.load(id, h)
+	})
+	if r.waiting != nil {
+		r.waiting(id)
+	}
+	select {
+	case res := <-ch:
+		fl, _ := res.Val.(flight)
+		src := cached
+		switch {
+		case fl.fetched && leader:
+			src = fetched
+		case fl.fetched:
+			src = joined
+		case res.Err != nil:
+			src = abandoned
+		}
+		if res.Err != nil {
+			return Outcome{Err: res.Err}, src
+		}
+		return Outcome{Entry: fl.e, Hit: !fl.fetched}, src
+	case <-ctx.Done():
+		return Outcome{Err: ctx.Err()}, abandoned
+	}
+}
+
+// load is the body of one shared lookup, run in singleflight's goroutine on
+// the resolver's context.
+func (r *Resolver) load(id string, h uint64) (fl flight, err error) {
+	r.mu.RLock()
+	if r.closed {
+		r.mu.RUnlock()
+		return fl, ErrClosed
+	}
+	r.flights.Add(1)
+	r.mu.RUnlock()
+	defer r.flights.Done()
+	defer func() {
+		// singleflight re-panics a panic in a goroutine of its own, which
+		// nothing can recover: turn a Lookuper's panic into this ID's error.
+		if p := recover(); p != nil {
+			err = fmt.Errorf("cache: lookup panicked: %v", p)
+		}
+	}()
+	// The caller's miss and this flight are not atomic: a flight that just
+	// ended may have stored id in between.
+	s := r.shardFor(h)
+	if e, ok := s.get(id, r.clock()); ok {
+		return flight{e: e}, nil
+	}
+	fl.fetched = true
+	res, err := r.up.Lookup(r.life, id)
+	if err != nil {
+		if r.life.Err() != nil {
+			return fl, fmt.Errorf("%w: %w", ErrClosed, err)
+		}
+		return fl, err
+	}
+	e, err := newEntry(res)
+	if err != nil {
+		return fl, err
+	}
+	ttl := r.cfg.TTL
+	if e.Status != locapi.Found {
+		ttl = r.cfg.NegativeTTL
+	}
+	now := r.clock()
+	exp := now + int64(ttl)
+	if exp < now { // a TTL too long to add means forever
+		exp = math.MaxInt64
+	}
+	if s.add(id, item{e: e, expires: exp}) {
+		r.m.evictions.Inc()
+	}
+	fl.e = e
+	return fl, nil
+}
+
+// newEntry turns a provider answer into the entry every caller shares,
+// encoding a found record's JSON once.
+func newEntry(res locapi.Result) (*Entry, error) {
+	switch res.Status {
+	case locapi.Found:
+		if res.Record == nil {
+			return nil, fmt.Errorf("cache: provider answered %v without a record", res.Status)
+		}
+		b, err := json.Marshal(res.Record)
+		if err != nil {
+			return nil, fmt.Errorf("cache: encode record: %w", err)
+		}
+		return &Entry{Status: res.Status, Record: res.Record, JSON: b}, nil
+	case locapi.NotFound, locapi.NoLocation:
+		return &Entry{Status: res.Status, Record: res.Record}, nil
+	}
+	return nil, fmt.Errorf("cache: provider answered unknown status %d", res.Status)
+}
