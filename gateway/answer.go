@@ -1,0 +1,252 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"unicode/utf8"
+
+	"github.com/snowgate/snowgate/cache"
+	"github.com/snowgate/snowgate/locapi"
+)
+
+// result is a finished batch: the response and what the summary line says.
+type result struct {
+	status  int
+	body    []byte
+	outcome string
+	stats   cache.Stats
+	rows    rowCounts
+}
+
+func textResult(status int, outcome, msg string) result {
+	return result{status: status, outcome: outcome, body: []byte(msg + "\n")}
+}
+
+// resolveLocation answers resolve_location(id): every ID that can be looked
+// up goes to the resolver in one call (it dedupes, caches and fans out), and
+// the answers are laid out in input order.
+func (s *Server) resolveLocation(ctx context.Context, b *batch, _ *call) result {
+	ids := b.ids
+	if b.text < b.len() {
+		ids = make([]string, 0, b.text)
+		for i, k := range b.kinds {
+			if k == idText {
+				ids = append(ids, b.ids[i])
+			}
+		}
+	}
+	var outs []cache.Outcome
+	var st cache.Stats
+	if len(ids) > 0 {
+		outs, st = s.res.ResolveMany(ctx, ids)
+	}
+	if len(outs) != len(ids) {
+		// A broken resolver, not bad input: 500 makes Snowflake retry.
+		return textResult(http.StatusInternalServerError, outcomeFailed,
+			fmt.Sprintf("internal error: resolver answered %d of %d ids", len(outs), len(ids)))
+	}
+	res := s.encodeAnswer(b, outs)
+	res.stats = st
+	return res
+}
+
+// encodeAnswer builds {"data":[[row,value],...]} by appending bytes: found
+// records are copied from their cached encoding, never re-encoded.
+func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome) result {
+	buf := newAnswerBuffer(b, outs)
+	buf = append(buf, `{"data":[`...)
+	var rc rowCounts
+	k := 0
+	for i, row := range b.rows {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, '[')
+		buf = strconv.AppendInt(buf, row, 10)
+		buf = append(buf, ',')
+		var rowErr error
+		switch b.kinds[i] {
+		case idNull:
+			buf = append(buf, "null"...)
+			rc.nullID++
+		case idBad:
+			rowErr = b.bad[i]
+		default:
+			o := &outs[k]
+			k++
+			buf, rowErr = s.appendOutcome(buf, b.ids[i], o, &rc)
+		}
+		if rowErr != nil {
+			if s.cfg.OnRowError == RowErrorFail {
+				return failBatch(row, rowErr)
+			}
+			buf = s.appendRowError(buf, rowErr, &rc)
+		}
+		buf = append(buf, ']')
+	}
+	buf = append(buf, "]}"...)
+	if len(buf) > s.cfg.MaxResponse {
+		return tooLarge(b.len(), len(buf), s.cfg.MaxResponse)
+	}
+	outcome := outcomeOK
+	if rc.invalid+rc.failed > 0 {
+		outcome = outcomePartial
+	}
+	return result{status: http.StatusOK, body: buf, outcome: outcome, rows: rc}
+}
+
+// newAnswerBuffer returns an empty slice with room for the whole answer.
+// It comes from bytes.Buffer.Grow, which (unlike make) does not zero memory
+// about to be overwritten: a megabyte per hot batch.
+func newAnswerBuffer(b *batch, outs []cache.Outcome) []byte {
+	size := len(`{"data":[]}`) + b.len()*24
+	for i := range outs {
+		if outs[i].Entry != nil {
+			size += len(outs[i].JSON)
+		}
+	}
+	var bb bytes.Buffer
+	bb.Grow(size)
+	return bb.AvailableBuffer()
+}
+
+// appendOutcome appends the value for one resolved ID, or returns the row's
+// error for the caller to answer per --on-row-error.
+func (s *Server) appendOutcome(buf []byte, id string, o *cache.Outcome, rc *rowCounts) ([]byte, error) {
+	switch {
+	case o.Err != nil:
+		return buf, o.Err
+	case o.Entry == nil:
+		return buf, errors.New("resolver gave no answer")
+	}
+	switch o.Status {
+	case locapi.Found:
+		if len(o.JSON) == 0 {
+			return buf, errors.New("resolver gave a record without its encoding")
+		}
+		rc.found++
+		return append(buf, o.JSON...), nil
+	case locapi.NotFound, locapi.NoLocation:
+		if o.Status == locapi.NotFound {
+			rc.notFound++
+		} else {
+			rc.noLocation++
+		}
+		if s.cfg.NotFound != NotFoundObject {
+			return append(buf, "null"...), nil
+		}
+		buf = append(buf, `{"found":false,"id":`...)
+		buf = appendJSONString(buf, id)
+		buf = append(buf, `,"status":"`...)
+		buf = append(buf, o.Status.String()...)
+		return append(buf, `"}`...), nil
+	}
+	return buf, fmt.Errorf("resolver gave unknown status %d", o.Status)
+}
+
+// appendRowError answers a row that has no value: null, or with
+// --on-row-error=error an object naming the reason.
+func (s *Server) appendRowError(buf []byte, err error, rc *rowCounts) []byte {
+	if errors.Is(err, locapi.ErrInvalidID) {
+		rc.invalid++
+	} else {
+		rc.failed++
+	}
+	if s.cfg.OnRowError != RowErrorObject {
+		return append(buf, "null"...)
+	}
+	buf = append(buf, `{"error":`...)
+	buf = appendJSONString(buf, rowReason(err))
+	return append(buf, '}')
+}
+
+// rowReason is the short text a SQL user sees for a failed row. Provider
+// errors are summarised, not quoted: their text may carry URLs.
+func rowReason(err error) string {
+	switch {
+	case errors.Is(err, locapi.ErrInvalidID):
+		return truncate(invalidReason(err), 120)
+	case errors.Is(err, context.DeadlineExceeded):
+		return "lookup timed out"
+	case errors.Is(err, context.Canceled):
+		return "lookup canceled"
+	}
+	return "lookup failed"
+}
+
+// invalidReason finds, under any wrapping (which may quote the whole ID),
+// the error that directly wraps locapi.ErrInvalidID: "invalid id: <why>".
+func invalidReason(err error) string {
+	switch u := err.(type) {
+	case interface{ Unwrap() error }:
+		if u.Unwrap() == locapi.ErrInvalidID {
+			return err.Error()
+		}
+		if inner := u.Unwrap(); inner != nil {
+			return invalidReason(inner)
+		}
+	case interface{ Unwrap() []error }:
+		for _, e := range u.Unwrap() {
+			if errors.Is(e, locapi.ErrInvalidID) {
+				return invalidReason(e)
+			}
+		}
+	}
+	return locapi.ErrInvalidID.Error()
+}
+
+// failBatch is --on-row-error=fail: a provider failure makes the whole batch
+// a 503 so Snowflake retries it; a bad ID would fail again, so it is a 400
+// that tells the SQL user which row.
+func failBatch(row int64, err error) result {
+	if errors.Is(err, locapi.ErrInvalidID) {
+		return textResult(http.StatusBadRequest, outcomeRejected,
+			fmt.Sprintf("row %d: %s", row, rowReason(err)))
+	}
+	return textResult(http.StatusServiceUnavailable, outcomeFailed,
+		fmt.Sprintf("row %d: %s; retry the batch", row, rowReason(err)))
+}
+
+// tooLarge refuses an answer over the response limit with the batch size
+// that would fit, with a margin for rows larger than this batch's average.
+func tooLarge(rows, size, limit int) result {
+	fit := int(float64(rows) * float64(limit) / float64(size) * 0.8)
+	fit = max(fit, 1)
+	return textResult(http.StatusBadRequest, outcomeTooLarge, fmt.Sprintf(
+		"answer for %d rows is %d bytes, over the %d-byte response limit: set MAX_BATCH_ROWS = %d on the external function",
+		rows, size, limit, fit))
+}
+
+// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD
+// so the output is always valid JSON.
+func appendJSONString(buf []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	buf = append(buf, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			r, n := utf8.DecodeRuneInString(s[i:])
+			if r == utf8.RuneError && n == 1 {
+				buf = append(buf, `\ufffd`...)
+			} else {
+				buf = append(buf, s[i:i+n]...)
+			}
+			i += n
+			continue
+		}
+		switch {
+		case c == '"' || c == '\\':
+			buf = append(buf, '\\', c)
+		case c < 0x20:
+			buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+		default:
+			buf = append(buf, c)
+		}
+		i++
+	}
+	return append(buf, '"')
+}

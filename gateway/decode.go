@@ -1,0 +1,304 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"compress/flate"
+	"compress/gzip"
+	"compress/zlib"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/snowgate/snowgate/locapi"
+)
+
+// idKind says what a row's ID argument was.
+type idKind uint8
+
+const (
+	idText idKind = iota // a string, or a number as its exact decimal text
+	idNull               // SQL NULL: answered null without a provider call
+	idBad                // a boolean, object or array: answered as a row error
+)
+
+// batch is a decoded request body: one entry per row, in input order, in
+// parallel slices so the IDs can go to the resolver without a copy.
+type batch struct {
+	rows  []int64
+	ids   []string // the ID text; "" for null and bad IDs
+	kinds []idKind
+	bad   map[int]error // why the idBad row at that index cannot be looked up
+	text  int           // rows of kind idText
+}
+
+func newBatch(capacity int) *batch {
+	return &batch{rows: make([]int64, 0, capacity), ids: make([]string, 0, capacity), kinds: make([]idKind, 0, capacity)}
+}
+
+func (b *batch) len() int { return len(b.rows) }
+
+func (b *batch) add(row int64, id string, kind idKind, err error) {
+	if kind == idBad {
+		if b.bad == nil {
+			b.bad = map[int]error{}
+		}
+		b.bad[len(b.rows)] = err
+	}
+	if kind == idText {
+		b.text++
+	}
+	b.rows = append(b.rows, row)
+	b.ids = append(b.ids, id)
+	b.kinds = append(b.kinds, kind)
+}
+
+// Per-row reasons for IDs of a JSON type no ID can have. They wrap
+// locapi.ErrInvalidID so they are answered like any other caller's bad ID.
+var (
+	errBoolID   = fmt.Errorf("%w: a boolean is not an id", locapi.ErrInvalidID)
+	errObjectID = fmt.Errorf("%w: an object is not an id", locapi.ErrInvalidID)
+	errArrayID  = fmt.Errorf("%w: an array is not an id", locapi.ErrInvalidID)
+	errUTF8ID   = fmt.Errorf("%w: not valid UTF-8", locapi.ErrInvalidID)
+)
+
+// msgNoData is Snowflake's own wording for a body without a data array, so
+// the SQL user sees a familiar message.
+const msgNoData = `top-level JSON object must contain "data" JSON array element`
+
+// decodeRequest is the one way a request body becomes a batch: it
+// decompresses, enforces the size limit on the decompressed bytes, and
+// parses strictly. status is 0 on success, else the HTTP status to answer
+// with err's one-line message.
+func decodeRequest(r *http.Request, buf *bytes.Buffer, limit int64, arity int) (*batch, int, error) {
+	if status, err := readBody(r, buf, limit); err != nil {
+		return nil, status, err
+	}
+	return parseBatch(buf.Bytes(), arity)
+}
+
+// readBody reads r's body into buf, decompressed, refusing more than limit
+// bytes after decompression so a small gzip bomb cannot use much memory.
+func readBody(r *http.Request, buf *bytes.Buffer, limit int64) (int, error) {
+	// Deflate never grows data by more than a few bytes per 16 KB block, so
+	// compressed input past this size cannot fit the limit either; the cap
+	// stops, for instance, an endless run of empty gzip members.
+	raw := &cappedReader{r: r.Body, left: limit + limit/64 + 1024}
+	body := io.Reader(raw)
+	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return http.StatusBadRequest, fmt.Errorf("request body is not valid gzip: %w", err)
+		}
+		defer zr.Close()
+		body = zr
+	case "deflate":
+		zr, err := newDeflateReader(body)
+		if err != nil {
+			return http.StatusBadRequest, fmt.Errorf("request body is not valid deflate: %w", err)
+		}
+		defer zr.Close()
+		body = zr
+	default:
+		return http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q: use gzip, deflate or none", truncate(enc, 32))
+	}
+	if r.ContentLength > 0 && r.ContentLength <= limit {
+		buf.Grow(int(r.ContentLength))
+	}
+	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
+	switch {
+	case n > limit || errors.Is(err, errRawTooLarge):
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes (after decompression): lower MAX_BATCH_ROWS", limit)
+	case err != nil:
+		return http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
+	}
+	return 0, nil
+}
+
+var errRawTooLarge = errors.New("request body too large")
+
+// cappedReader fails with errRawTooLarge once more than left bytes are read.
+type cappedReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *cappedReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		return 0, errRawTooLarge
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// newDeflateReader accepts both meanings of "deflate" seen in the wild:
+// zlib-wrapped (RFC 1950, what the HTTP spec says) and raw (RFC 1951). A
+// zlib stream starts with a two-byte header whose value is a multiple of 31.
+func newDeflateReader(r io.Reader) (io.ReadCloser, error) {
+	br := bufio.NewReader(r)
+	h, err := br.Peek(2)
+	if err == nil && h[0]&0x0f == 8 && (uint16(h[0])<<8|uint16(h[1]))%31 == 0 {
+		return zlib.NewReader(br)
+	}
+	return flate.NewReader(br), nil
+}
+
+// parseBatch parses a request body whose rows are [row number, arg1..argN]
+// with arity arguments. The common shape is scanned by hand; anything the
+// scanner does not recognise, including every error, goes through
+// encoding/json, which has the last word.
+func parseBatch(body []byte, arity int) (*batch, int, error) {
+	b, ok := scanFast(body, arity)
+	if !ok {
+		var err error
+		if b, err = parseSlow(body, arity); err != nil {
+			return nil, http.StatusBadRequest, err
+		}
+	}
+	if err := checkRowNumbers(b.rows); err != nil {
+		return nil, http.StatusBadRequest, err
+	}
+	return b, 0, nil
+}
+
+// checkRowNumbers rejects duplicate row numbers. Snowflake sends them
+// ascending, which proves uniqueness in one pass; any other order is
+// accepted (and answered in input order) if no number repeats.
+func checkRowNumbers(in []int64) error {
+	ascending := true
+	for i := 1; i < len(in); i++ {
+		if in[i] <= in[i-1] {
+			ascending = false
+			break
+		}
+	}
+	if ascending {
+		return nil
+	}
+	rows := slices.Clone(in)
+	slices.Sort(rows)
+	for i := 1; i < len(rows); i++ {
+		if rows[i] == rows[i-1] {
+			return fmt.Errorf("duplicate row number %d", rows[i])
+		}
+	}
+	return nil
+}
+
+// parseSlow is the general decoder: any valid JSON the contract allows, and
+// a precise one-line reason for everything else.
+func parseSlow(body []byte, arity int) (*batch, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syn):
+			return nil, fmt.Errorf("invalid JSON at byte %d: %s", syn.Offset, syn.Error())
+		case errors.As(err, &typ):
+			return nil, errors.New(msgNoData)
+		}
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	data, ok := top["data"]
+	if !ok || len(data) == 0 || data[0] != '[' {
+		return nil, errors.New(msgNoData)
+	}
+	var rows []json.RawMessage
+	if err := json.Unmarshal(data, &rows); err != nil {
+		return nil, fmt.Errorf("invalid data array: %w", err)
+	}
+	b := newBatch(len(rows))
+	for i, raw := range rows {
+		if err := parseRow(raw, arity, b); err != nil {
+			return nil, fmt.Errorf("data element %d: %w", i, err)
+		}
+	}
+	return b, nil
+}
+
+// parseRow decodes one [row number, id] element.
+func parseRow(raw json.RawMessage, arity int, b *batch) error {
+	if raw[0] != '[' {
+		return errors.New("a row must be an array [row number, arguments...]")
+	}
+	var elems []json.RawMessage
+	if err := json.Unmarshal(raw, &elems); err != nil {
+		return fmt.Errorf("invalid row: %w", err)
+	}
+	if len(elems) != arity+1 {
+		return fmt.Errorf("row has %d elements, want %d (row number and %d argument(s)): check the function signature", len(elems), arity+1, arity)
+	}
+	row, err := parseRowNumber(elems[0])
+	if err != nil {
+		return err
+	}
+	id, kind, err := parseID(elems[1])
+	b.add(row, id, kind, err)
+	return nil
+}
+
+func parseRowNumber(raw json.RawMessage) (int64, error) {
+	if c := raw[0]; c != '-' && (c < '0' || c > '9') {
+		return 0, fmt.Errorf("row number must be an integer, got %s", truncate(string(raw), 32))
+	}
+	n, err := strconv.ParseInt(string(raw), 10, 64)
+	var ne *strconv.NumError
+	switch {
+	case errors.As(err, &ne) && ne.Err == strconv.ErrRange:
+		return 0, fmt.Errorf("row number %s out of range", truncate(string(raw), 32))
+	case err != nil:
+		return 0, fmt.Errorf("row number must be an integer, got %s", truncate(string(raw), 32))
+	case n < 0:
+		return 0, fmt.Errorf("row number must not be negative, got %d", n)
+	}
+	return n, nil
+}
+
+// parseID reads the ID argument: a string, a number (its exact decimal
+// text, so NUMBER(38) survives), or null. Other JSON types are a per-row
+// error, not a batch error: a VARIANT column can legitimately carry them.
+func parseID(raw json.RawMessage) (string, idKind, error) {
+	switch c := raw[0]; {
+	case c == '"':
+		if !utf8.Valid(raw) {
+			// encoding/json would quietly turn the bad bytes into U+FFFD
+			// and look up an ID the caller never sent.
+			return "", idBad, errUTF8ID
+		}
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return "", idBad, fmt.Errorf("%w: %w", locapi.ErrInvalidID, err)
+		}
+		return s, idText, nil
+	case c == 'n':
+		return "", idNull, nil
+	case c == '-' || (c >= '0' && c <= '9'):
+		return string(raw), idText, nil
+	case c == 't' || c == 'f':
+		return "", idBad, errBoolID
+	case c == '{':
+		return "", idBad, errObjectID
+	}
+	return "", idBad, errArrayID
+}
+
+// truncate shortens s for an error message shown to the SQL user.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "..."
+}

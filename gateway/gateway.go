@@ -1,0 +1,312 @@
+// Package gateway is the Snowflake external-function remote service: it
+// takes batches of rows over HTTP in Snowflake's JSON format, resolves their
+// IDs through one Resolver, and answers every row in order. It handles
+// compression, idempotent retries and asynchronous polling by batch id, an
+// in-flight row cap (429 above it), an optional shared secret, and a
+// draining shutdown.
+package gateway
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/snowgate/snowgate/cache"
+)
+
+// Resolver answers a batch of IDs, one Outcome per input ID in input order.
+// *cache.Resolver is one.
+type Resolver interface {
+	ResolveMany(ctx context.Context, ids []string) ([]cache.Outcome, cache.Stats)
+}
+
+// ResolverFunc adapts a function to a Resolver.
+type ResolverFunc func(ctx context.Context, ids []string) ([]cache.Outcome, cache.Stats)
+
+// ResolveMany calls f.
+func (f ResolverFunc) ResolveMany(ctx context.Context, ids []string) ([]cache.Outcome, cache.Stats) {
+	return f(ctx, ids)
+}
+
+// Values of Config.OnRowError and Config.NotFound.
+const (
+	RowErrorNull   = "null"   // a failed row answers null
+	RowErrorObject = "error"  // a failed row answers {"error": "<reason>"}
+	RowErrorFail   = "fail"   // a provider failure fails the batch with 503 (Snowflake retries); a bad ID with 400
+	NotFoundNull   = "null"   // not found and no location answer null
+	NotFoundObject = "object" // ... or {"found": false, "id": ..., "status": "not_found"|"no_location"}
+)
+
+// Config holds the optional settings of a Server. Zero values mean the
+// documented defaults.
+type Config struct {
+	// Path is where resolve_location is served (POST, and GET for polls).
+	// Default "/resolve_location".
+	Path string
+	// OnRowError says how a row the resolver could not answer is answered:
+	// RowErrorNull (default), RowErrorObject or RowErrorFail. A row whose
+	// ID is invalid (wrong type, empty, too long, bad UTF-8, control
+	// characters) follows it too, except that with RowErrorFail it makes
+	// the batch a 400 naming the row, since retrying cannot help.
+	OnRowError string
+	// NotFound says how not-found and no-location rows are answered:
+	// NotFoundNull (default) or NotFoundObject.
+	NotFound string
+	// MaxBody caps a request body after decompression. Default 10 MiB.
+	MaxBody int64
+	// MaxResponse caps the uncompressed answer; above it the batch gets a
+	// 400 naming the MAX_BATCH_ROWS that would fit. Default 10,000,000
+	// (Snowflake's 10 MB; set 6,000,000 behind AWS Lambda).
+	MaxResponse int
+	// BatchTimeout is how long a POST waits for its batch. Without Async,
+	// rows not resolved by then follow OnRowError. Default 25s (under API
+	// Gateway's 29s).
+	BatchTimeout time.Duration
+	// Async makes a batch not done within BatchTimeout answer 202 and carry
+	// on; Snowflake polls with GET and the same batch id. Batches without a
+	// batch id header are always synchronous.
+	Async bool
+	// AsyncTimeout bounds an asynchronous batch; rows unresolved by then
+	// follow OnRowError. Default 10m, when Snowflake stops polling.
+	AsyncTimeout time.Duration
+	// ResultTTL is how long a finished answer is kept by batch id for
+	// retries and polls. Default 15m.
+	ResultTTL time.Duration
+	// MaxResults and MaxResultBytes bound the answers kept; the oldest go
+	// first. Defaults 10,000 and 256 MiB.
+	MaxResults     int
+	MaxResultBytes int64
+	// MaxInflightRows caps the rows of batches being worked on; a batch
+	// that would pass it gets 429 at once. A batch larger than the cap is
+	// admitted only when nothing else runs. Default 131,072 (32 batches of
+	// 4,096).
+	MaxInflightRows int
+	// AuthHeader names a header that must carry AuthSecret on every
+	// function request (health endpoints stay open); otherwise 401. Both or
+	// neither must be set.
+	AuthHeader string
+	AuthSecret string
+	// ShutdownTimeout bounds the drain in Serve. Default 30s.
+	ShutdownTimeout time.Duration
+	// Logger gets one JSON-able summary line per batch. Default: discard.
+	Logger *slog.Logger
+	// Metrics, if set, is served at /metrics (for example promhttp over
+	// the registry passed to New).
+	Metrics http.Handler
+}
+
+const (
+	defaultPath        = "/resolve_location"
+	defaultMaxBody     = 10 << 20
+	defaultMaxResponse = 10_000_000
+	defaultBatchTO     = 25 * time.Second
+	defaultAsyncTO     = 10 * time.Minute
+	defaultResultTTL   = 15 * time.Minute
+	defaultMaxResults  = 10_000
+	defaultResultBytes = 256 << 20
+	defaultMaxInflight = 131_072
+	defaultShutdownTO  = 30 * time.Second
+	// gzipMinBytes: smaller answers are sent as they are; compressing them
+	// costs more than it saves.
+	gzipMinBytes = 1024
+)
+
+// withDefaults fills zero values and rejects invalid settings.
+func (c Config) withDefaults() (Config, error) {
+	setDefault(&c.Path, defaultPath)
+	setDefault(&c.OnRowError, RowErrorNull)
+	setDefault(&c.NotFound, NotFoundNull)
+	setDefault(&c.MaxBody, defaultMaxBody)
+	setDefault(&c.MaxResponse, defaultMaxResponse)
+	setDefault(&c.BatchTimeout, defaultBatchTO)
+	setDefault(&c.AsyncTimeout, defaultAsyncTO)
+	setDefault(&c.ResultTTL, defaultResultTTL)
+	setDefault(&c.MaxResults, defaultMaxResults)
+	setDefault(&c.MaxResultBytes, defaultResultBytes)
+	setDefault(&c.MaxInflightRows, defaultMaxInflight)
+	setDefault(&c.ShutdownTimeout, defaultShutdownTO)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.OnRowError != RowErrorNull && c.OnRowError != RowErrorObject && c.OnRowError != RowErrorFail:
+		return c, fmt.Errorf("on-row-error %q: want null, error or fail", c.OnRowError)
+	case c.NotFound != NotFoundNull && c.NotFound != NotFoundObject:
+		return c, fmt.Errorf("not-found %q: want null or object", c.NotFound)
+	case !strings.HasPrefix(c.Path, "/") || c.Path == "/healthz" || c.Path == "/readyz" || c.Path == "/metrics":
+		return c, fmt.Errorf("path %q: want an absolute path other than /healthz, /readyz and /metrics", c.Path)
+	case c.MaxBody < 0, c.MaxResponse < 0, c.BatchTimeout < 0, c.AsyncTimeout < 0, c.ResultTTL < 0,
+		c.MaxResults < 0, c.MaxResultBytes < 0, c.MaxInflightRows < 0, c.ShutdownTimeout < 0:
+		return c, errors.New("sizes, counts and durations must not be negative")
+	case (c.AuthHeader == "") != (c.AuthSecret == ""):
+		return c, errors.New("auth header and auth secret must be set together")
+	}
+	return c, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}
+
+// function is one external function: the path it is served at, the number
+// of arguments after the row number, and how a batch becomes an answer. New
+// functions are new rows in Server.functions.
+type function struct {
+	name  string
+	path  string
+	arity int
+	run   func(ctx context.Context, b *batch, c *call) result
+}
+
+// Server is the remote service. Build it with New, then Serve it, or mount
+// Handler in a test.
+type Server struct {
+	cfg       Config
+	res       Resolver
+	log       *slog.Logger
+	met       *metrics
+	jobs      *jobTable
+	engine    *gin.Engine
+	functions []function
+	authSum   [32]byte // sha256 of AuthSecret; the secret itself is not kept
+
+	// jobCtx is the parent of every batch's work: detached from requests
+	// (a retry may join the work after the first client left) and
+	// cancelled only when a drain runs out of time.
+	jobCtx    context.Context
+	cancelJob context.CancelFunc
+
+	bodies  sync.Pool // *bytes.Buffer for request bodies
+	gzips   sync.Pool // *gzip.Writer
+	serving atomic.Bool
+}
+
+// New returns a Server answering through res. reg registers the gateway's
+// metrics; nil means none are registered.
+func New(res Resolver, cfg Config, reg prometheus.Registerer) (*Server, error) {
+	if res == nil {
+		return nil, errors.New("gateway: nil resolver")
+	}
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	met, err := newMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
+	s := &Server{cfg: cfg, res: res, log: cfg.Logger, met: met}
+	s.jobs = newJobTable(cfg.ResultTTL, cfg.MaxInflightRows, cfg.MaxResults, cfg.MaxResultBytes,
+		func(rows, async, kept int) {
+			met.inflight.Set(float64(rows))
+			met.asyncJobs.Set(float64(async))
+			met.kept.Set(float64(kept))
+		})
+	if cfg.AuthSecret != "" {
+		s.authSum = sum256(cfg.AuthSecret)
+	}
+	s.cfg.AuthSecret = "" // nothing below needs it; keep it out of reach of logging
+	s.jobCtx, s.cancelJob = context.WithCancel(context.Background())
+	s.bodies.New = func() any { return new(bytes.Buffer) }
+	s.gzips.New = func() any { zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed); return zw }
+	s.functions = []function{
+		{name: "resolve_location", path: cfg.Path, arity: 1, run: s.resolveLocation},
+	}
+	s.engine = s.newEngine()
+	return s, nil
+}
+
+// Handler returns the HTTP handler (the gin engine): the function paths,
+// /healthz, /readyz and, if configured, /metrics.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Serve answers on ln until ctx is done, then drains: /readyz turns 503,
+// new batches get 503, running and asynchronous batches finish (polls are
+// still answered) for up to ShutdownTimeout, after which the rest are
+// cancelled and their rows follow OnRowError. It returns nil after a drain,
+// or the listener's error. Serve may be called once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errors.New("gateway: Serve called twice")
+	}
+	srv := &http.Server{
+		Handler:           s.engine,
+		ReadHeaderTimeout: 10 * time.Second,
+		// No ReadTimeout: it would also cancel a request waiting longer
+		// for its batch. The body read has its own deadline (post).
+		IdleTimeout: 2 * time.Minute,
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		s.sweep(sweepCtx)
+	}()
+	defer func() { stopSweep(); <-swept }()
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		s.jobs.drain()
+		s.cancelJob()
+		return fmt.Errorf("gateway: serve: %w", err)
+	case <-ctx.Done():
+	}
+	return s.drain(srv, served)
+}
+
+// drain implements Serve's shutdown after its context ended.
+func (s *Server) drain(srv *http.Server, served <-chan error) error {
+	start := time.Now()
+	s.jobs.drain()
+	srv.SetKeepAlivesEnabled(false)
+	s.log.Info("draining", "timeout", s.cfg.ShutdownTimeout.String())
+	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := s.jobs.waitIdle(dctx); err != nil {
+		s.log.Warn("drain timed out; cancelling the remaining batches")
+		s.cancelJob()
+	}
+	// Handlers still writing answers get a short grace after a timeout.
+	sctx, scancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(s.cfg.ShutdownTimeout)), 2*time.Second))
+	defer scancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+	}
+	s.cancelJob()
+	<-served
+	s.log.Info("drained", "duration_ms", time.Since(start).Milliseconds())
+	return nil
+}
+
+// sweep forgets expired answers until ctx ends.
+func (s *Server) sweep(ctx context.Context) {
+	every := min(max(s.cfg.ResultTTL/10, time.Second), time.Minute)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			s.jobs.sweep(now)
+		}
+	}
+}

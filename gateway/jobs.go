@@ -1,0 +1,237 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// job is the work for one batch. Everything but done is written by the
+// goroutine running it before done is closed, and only read after.
+type job struct {
+	key  string // jobKey of the function and batch id, "" without a batch id
+	rows int    // rows admitted against the in-flight cap
+	// async is set (under jobTable.mu) once a POST has answered 202 for it.
+	async bool
+
+	done    chan struct{}
+	status  int
+	body    []byte // JSON for 200, one line of text otherwise
+	expires time.Time
+}
+
+// failed reports whether j is done with an answer other than 200. Such an
+// answer is kept for a poll to collect, but a POST of the same batch (a
+// retry) starts the work again.
+func (j *job) failed() bool {
+	select {
+	case <-j.done:
+		return j.status != 200
+	default:
+		return false
+	}
+}
+
+// jobKey scopes a batch id to one function.
+func jobKey(path, batchID string) string {
+	if batchID == "" {
+		return ""
+	}
+	return path + " " + batchID
+}
+
+var (
+	errDraining   = errors.New("shutting down: retry on another replica")
+	errOverloaded = errors.New("overloaded")
+)
+
+// jobTable tracks running jobs (for the in-flight cap, idempotency and the
+// drain) and keeps finished answers by batch id for the result TTL.
+type jobTable struct {
+	ttl      time.Duration
+	maxRows  int
+	maxKept  int
+	maxBytes int64
+	onChange func(rowsInFlight, asyncRunning, kept int) // metrics hook
+
+	mu           sync.Mutex // guards the fields below; never held across I/O
+	byKey        map[string]*job
+	kept         []*job // finished jobs in byKey, oldest first (so by expiry)
+	keptHead     int    // kept[:keptHead] are already gone
+	keptBytes    int64
+	rowsInFlight int
+	running      int
+	asyncRunning int
+	draining     bool
+	idle         chan struct{} // closed when draining and nothing runs
+}
+
+func newJobTable(ttl time.Duration, maxRows, maxKept int, maxBytes int64, onChange func(int, int, int)) *jobTable {
+	return &jobTable{
+		ttl: ttl, maxRows: maxRows, maxKept: maxKept, maxBytes: maxBytes, onChange: onChange,
+		byKey: map[string]*job{},
+		idle:  make(chan struct{}),
+	}
+}
+
+// start returns the job already known under key (started == false), or
+// admits a new job of rows rows (started == true). A batch bigger than the
+// whole cap is admitted when nothing else runs, so it cannot be refused
+// forever. Errors: errDraining, errOverloaded.
+func (t *jobTable) start(key string, rows int, now time.Time) (j *job, started bool, err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if old := t.lookup(key, now); old != nil && !old.failed() {
+		return old, false, nil
+	}
+	if t.draining {
+		return nil, false, errDraining
+	}
+	if t.rowsInFlight > 0 && t.rowsInFlight+rows > t.maxRows {
+		return nil, false, errOverloaded
+	}
+	j = &job{key: key, rows: rows, done: make(chan struct{})}
+	t.rowsInFlight += rows
+	t.running++
+	if key != "" {
+		t.byKey[key] = j
+	}
+	t.changed()
+	return j, true, nil
+}
+
+// get returns the job known under key, running or finished, or nil.
+func (t *jobTable) get(key string, now time.Time) *job {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lookup(key, now)
+}
+
+func (t *jobTable) lookup(key string, now time.Time) *job {
+	if key == "" {
+		return nil
+	}
+	j := t.byKey[key]
+	if j == nil || (!j.expires.IsZero() && now.After(j.expires)) {
+		return nil
+	}
+	return j
+}
+
+// markAsync records that a POST answered 202 for j, for the async gauge.
+func (t *jobTable) markAsync(j *job) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	select {
+	case <-j.done:
+		return
+	default:
+	}
+	if !j.async {
+		j.async = true
+		t.asyncRunning++
+		t.changed()
+	}
+}
+
+// finish publishes j's answer (set by the caller) and keeps it for the TTL
+// under its key, unless it alone is over the byte cap.
+func (t *jobTable) finish(j *job, now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.rowsInFlight -= j.rows
+	t.running--
+	if j.async {
+		t.asyncRunning--
+	}
+	if j.key != "" {
+		if int64(len(j.body)) <= t.maxBytes {
+			j.expires = now.Add(t.ttl)
+			t.kept = append(t.kept, j)
+			t.keptBytes += int64(len(j.body))
+			t.evict(now, false)
+		} else {
+			delete(t.byKey, j.key)
+		}
+	}
+	close(j.done)
+	if t.draining && t.running == 0 {
+		t.closeIdle()
+	}
+	t.changed()
+}
+
+// sweep forgets expired answers.
+func (t *jobTable) sweep(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.evict(now, true)
+	t.changed()
+}
+
+// evict drops kept answers from the oldest while they are expired (when
+// expired is true) or over the count or byte caps.
+func (t *jobTable) evict(now time.Time, expired bool) {
+	for t.keptHead < len(t.kept) {
+		j := t.kept[t.keptHead]
+		over := len(t.kept)-t.keptHead > t.maxKept || t.keptBytes > t.maxBytes
+		if !over && !(expired && now.After(j.expires)) {
+			break
+		}
+		if t.byKey[j.key] == j {
+			delete(t.byKey, j.key)
+		}
+		t.keptBytes -= int64(len(j.body))
+		t.kept[t.keptHead] = nil
+		t.keptHead++
+	}
+	// Reclaim the dead prefix once it is most of the slice.
+	if t.keptHead > 64 && t.keptHead*2 > len(t.kept) {
+		t.kept = append(t.kept[:0], t.kept[t.keptHead:]...)
+		t.keptHead = 0
+	}
+}
+
+// drain refuses new jobs from now on.
+func (t *jobTable) drain() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.draining {
+		return
+	}
+	t.draining = true
+	if t.running == 0 {
+		t.closeIdle()
+	}
+}
+
+func (t *jobTable) closeIdle() {
+	select {
+	case <-t.idle:
+	default:
+		close(t.idle)
+	}
+}
+
+func (t *jobTable) isDraining() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.draining
+}
+
+// waitIdle waits, after drain, until no job runs or ctx ends.
+func (t *jobTable) waitIdle(ctx context.Context) error {
+	select {
+	case <-t.idle:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (t *jobTable) changed() {
+	if t.onChange != nil {
+		t.onChange(t.rowsInFlight, t.asyncRunning, len(t.kept)-t.keptHead)
+	}
+}
