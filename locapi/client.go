@@ -161,13 +161,27 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	}
 	if cfg.Rate > 0 {
 		ceiling, burst, now := cfg.Rate*headroom, max(1, cfg.Burst/2), time.Now()
-		c.lim, c.gate = emptyLimiter(ceiling, burst, now), emptyLimiter(ceiling, burst, now)
+		c.lim, c.gate = emptyLimiter(ceiling, burst, now), emptyLimiter(ceiling, gateBurst(ceiling, burst), now)
 		c.adapt = newAdaptive([]*rate.Limiter{c.lim, c.gate}, ceiling, cfg.MinRate, now, m.rateLimit.Set)
 		m.rateLimit.Set(ceiling)
 	}
 	c.closing, c.cancelAll = context.WithCancel(context.Background())
 	return c, nil
 }
+
+// gateBurst lets the gate keep a few milliseconds of tokens. With a burst
+// of one, every wake-up that comes late (timers on a busy machine fire a
+// millisecond or more past due, longer than the gap between two requests at
+// a few hundred per second) would throw a token away, and the client would
+// run well below its rate. Two tokens at least, for the same reason at low
+// rates: a late send must not push every later one back.
+func gateBurst(rate float64, burst int) int {
+	return max(burst, 2, int(rate*gateSlack.Seconds()))
+}
+
+// gateSlack is how much time's worth of tokens the gate may hold: small
+// against any provider's own burst, large against timer lateness.
+const gateSlack = 10 * time.Millisecond
 
 // emptyLimiter starts with its burst spent, so requests are paced from the
 // first one and the provider's full bucket stays as slack for jitter.
