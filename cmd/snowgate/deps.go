@@ -7,6 +7,11 @@ package main
 import (
 	_ "github.com/duckdb/duckdb-go/v2"
 	_ "github.com/gin-gonic/gin"
+	_ "github.com/go-redis/redis_rate/v10"
+	_ "github.com/redis/go-redis/v9"
+	_ "gonum.org/v1/plot"
+	_ "gonum.org/v1/plot/plotter"
+	_ "gonum.org/v1/plot/vg"
 	_ "github.com/hashicorp/golang-lru/v2"
 	_ "github.com/prometheus/client_golang/prometheus"
 	_ "github.com/prometheus/client_golang/prometheus/promhttp"
