@@ -5,6 +5,7 @@ package loader
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/snowgate/snowgate/locapi"
@@ -51,7 +52,9 @@ type Warehouse interface {
 	CountPending(ctx context.Context, sel Selection) (int64, error)
 	// Pending returns, in ascending order, up to limit distinct source IDs
 	// greater than after (keyset pagination; "" starts at the beginning)
-	// that sel selects.
+	// that sel selects. A short page is fine; the loader stops at an empty
+	// one. With after "" an implementation may include the empty ID; the
+	// loader never sends an ID twice either way.
 	Pending(ctx context.Context, after string, limit int, sel Selection) ([]string, error)
 	// Commit stores rows in one transaction, idempotently: found rows are
 	// merged into the target by ID, not found and no location are recorded
@@ -59,4 +62,25 @@ type Warehouse interface {
 	// and an ID that now succeeded leaves the failures table.
 	Commit(ctx context.Context, rows []Row) error
 	Close() error
+}
+
+// validate reports a row no warehouse could store faithfully.
+func (r Row) validate() error {
+	switch r.Outcome {
+	case OutcomeFound:
+		if r.Record == nil {
+			return fmt.Errorf("row %q: found without a record", r.ID)
+		}
+	case OutcomeNotFound, OutcomeNoLocation:
+	case OutcomeFailed:
+		if r.Reason == "" {
+			return fmt.Errorf("row %q: failed without a reason", r.ID)
+		}
+	default:
+		return fmt.Errorf("row %q: unknown outcome %q", r.ID, r.Outcome)
+	}
+	if r.ResolvedAt.IsZero() {
+		return fmt.Errorf("row %q: no resolved-at time", r.ID)
+	}
+	return nil
 }

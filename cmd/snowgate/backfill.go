@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
+
+	"github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/loader/snowflake"
+)
+
+const backfillSynopsis = `Resolve every ID of the source table (or file) through the provider into the
+target table, resumably: committed IDs are skipped on the next run, not found and
+no location are recorded in <TARGET>_MISSES, failures in <TARGET>_FAILURES.
+--warehouse duckdb:PATH (embedded) or snowflake (connection from SNOWFLAKE_DSN
+or SNOWFLAKE_ACCOUNT, _USER, ...). With --via, IDs are resolved by a running
+'snowgate serve' (run it with --on-row-error error --not-found object) instead
+of in this process. Ctrl-C stops reading, commits what is in flight and says
+how to resume.`
+
+// backfillCacheSize replaces the resolver's default cache size: a backfill
+// asks for each ID once, so a big cache only costs memory.
+const backfillCacheSize = 10_000
+
+type backfillFlags struct {
+	warehouse, source, idColumn, target, sourceFile string
+	via, viaAuthHeader                              string
+	viaBatch, viaInFlight                           int
+	progress                                        string
+	cfg                                             loader.Config
+}
+
+func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
+	f := &backfillFlags{}
+	fs.StringVar(&f.warehouse, "warehouse", "duckdb:snowgate.duckdb", "duckdb:PATH[?setting=value&...] or snowflake")
+	fs.StringVar(&f.source, "source-table", loader.DefaultSourceTable, "table holding the IDs (DB.SCHEMA.TABLE allowed)")
+	fs.StringVar(&f.idColumn, "id-column", loader.DefaultIDColumn, "column of the source holding the IDs (text or integer)")
+	fs.StringVar(&f.target, "target-table", loader.DefaultTargetTable, "table receiving the locations; _MISSES and _FAILURES tables sit beside it")
+	fs.StringVar(&f.sourceFile, "source-file", "", "read the IDs from this CSV (with a header) or Parquet file instead of --source-table (DuckDB only)")
+	fs.Int64Var(&f.cfg.Limit, "limit", 0, "resolve at most this many IDs (0 = all)")
+	fs.BoolVar(&f.cfg.DryRun, "dry-run", false, "count the IDs that would be resolved: no provider calls, no rows written (missing result tables are still created, empty)")
+	fs.DurationVar(&f.cfg.RefreshOlderThan, "refresh-older-than", 0, "also re-resolve IDs resolved longer ago than this (e.g. 720h)")
+	fs.BoolVar(&f.cfg.RetryFailed, "retry-failed", false, "resolve only the IDs in the failures table")
+	fs.IntVar(&f.cfg.PageSize, "page-size", 5000, "IDs read from the warehouse per query")
+	fs.IntVar(&f.cfg.CommitRows, "commit-rows", 5000, "commit after this many resolved IDs...")
+	fs.DurationVar(&f.cfg.CommitInterval, "commit-interval", time.Second, "...or this long after the last commit")
+	fs.DurationVar(&f.cfg.DrainTimeout, "drain-timeout", 30*time.Second, "on Ctrl-C, how long lookups in flight may finish before they are dropped")
+	fs.StringVar(&f.via, "via", "", "resolve through a running 'snowgate serve' at this URL (e.g. http://127.0.0.1:8080/resolve_location)")
+	fs.StringVar(&f.viaAuthHeader, "via-auth-header", "", "header carrying $SNOWGATE_AUTH_SECRET to the --via gateway")
+	fs.IntVar(&f.viaBatch, "via-batch-size", 500, "IDs per batch sent to the --via gateway")
+	fs.IntVar(&f.viaInFlight, "via-in-flight", 8, "batches in flight to the --via gateway")
+	fs.StringVar(&f.progress, "progress", "auto", "auto (a bar on a terminal, log lines otherwise), bar, log or none")
+	return f
+}
+
+// runBackfill runs one backfill and prints its summary. An interrupted run
+// is not an error: it prints how to resume.
+func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs := newFlagSet("backfill", backfillSynopsis, stdout)
+	f := addBackfillFlags(fs)
+	rf := addResolverFlags(fs)
+	rf.cacheSize = backfillCacheSize
+	if cs := fs.Lookup("cache-size"); cs != nil {
+		cs.DefValue = strconv.Itoa(backfillCacheSize)
+	}
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	tables, err := loader.NewTables(f.source, f.idColumn, f.target)
+	if err != nil {
+		return fmt.Errorf("%w: backfill: %v", errUsage, err)
+	}
+	tables.SourceFile = f.sourceFile
+	finish := f.startProgress(&f.cfg)
+	if finish == nil {
+		return fmt.Errorf("%w: backfill: --progress %q: want auto, bar, log or none", errUsage, f.progress)
+	}
+
+	wh, err := openWarehouse(ctx, f.warehouse, tables)
+	if err != nil {
+		return fmt.Errorf("backfill: %w", err)
+	}
+	defer wh.Close()
+	res, closeRes, err := f.resolver(rf, logger)
+	if err != nil {
+		return fmt.Errorf("backfill: %w", err)
+	}
+	defer closeRes()
+
+	l, err := loader.New(wh, res, f.cfg, logger)
+	if err != nil {
+		return fmt.Errorf("%w: backfill: %v", errUsage, err)
+	}
+	sum, err := l.Run(ctx)
+	finish()
+	if err != nil && sum.Read == 0 { // failed before it started: nothing to sum up
+		return fmt.Errorf("backfill: %w", err)
+	}
+	printSummary(stdout, sum, args)
+	logger.LogAttrs(context.Background(), slog.LevelInfo, "backfill done", sum.LogAttrs()...)
+	if err != nil {
+		return fmt.Errorf("backfill: %w (the %d IDs committed are kept; re-run the same command to resume)", err, sum.Committed)
+	}
+	return nil
+}
+
+// openWarehouse parses --warehouse.
+func openWarehouse(ctx context.Context, spec string, tables loader.Tables) (loader.Warehouse, error) {
+	switch {
+	case strings.HasPrefix(spec, "duckdb:"):
+		return loader.OpenDuckDB(ctx, strings.TrimPrefix(spec, "duckdb:"), tables)
+	case spec == "snowflake":
+		if tables.SourceFile != "" {
+			return nil, fmt.Errorf("%w: --source-file works with DuckDB only", errUsage)
+		}
+		dc, err := snowflake.ConfigFromEnv(os.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		return snowflake.OpenConfig(ctx, dc, snowflake.Config{Tables: tables})
+	}
+	return nil, fmt.Errorf("%w: --warehouse %q: want duckdb:PATH or snowflake", errUsage, spec)
+}
+
+// resolver builds the in-process resolver, or the client of a gateway with
+// --via. Either way the loader's workers are sized to keep it busy.
+func (f *backfillFlags) resolver(rf *resolverFlags, logger *slog.Logger) (loader.Resolver, func(), error) {
+	if f.via == "" {
+		res, client, closeRes, err := rf.build(prometheus.NewRegistry(), logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		f.cfg.Concurrency = rf.concurrency
+		f.cfg.ProviderStats = func() loader.ProviderStats {
+			s := client.Stats()
+			return loader.ProviderStats{Calls: s.Requests, Throttled: s.Throttled}
+		}
+		return res, closeRes, nil
+	}
+	vc := loader.ViaConfig{BatchSize: f.viaBatch, InFlight: f.viaInFlight, MaxIDLen: rf.maxIDLen}
+	if f.viaAuthHeader != "" {
+		secret := os.Getenv("SNOWGATE_AUTH_SECRET")
+		if secret == "" {
+			return nil, nil, fmt.Errorf("%w: --via-auth-header needs SNOWGATE_AUTH_SECRET", errUsage)
+		}
+		vc.Headers = map[string]string{f.viaAuthHeader: secret}
+	}
+	v, err := loader.NewVia(f.via, vc)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	f.cfg.Concurrency = max(1, f.viaBatch) * max(1, f.viaInFlight)
+	return v, func() { v.Close() }, nil
+}
+
+// startProgress sets cfg.OnProgress for --progress and returns what to call
+// once the run is over. Log lines are the loader's default.
+func (f *backfillFlags) startProgress(cfg *loader.Config) (finish func()) {
+	mode := f.progress
+	if mode == "auto" {
+		mode = "log"
+		if term.IsTerminal(int(os.Stderr.Fd())) {
+			mode = "bar"
+		}
+	}
+	switch mode {
+	case "none":
+		cfg.OnProgress = func(loader.Progress) {}
+	case "log":
+	case "bar":
+		// Only the loader's reporter goroutine touches bar until Run returns.
+		var bar *progressbar.ProgressBar
+		cfg.ProgressInterval = 250 * time.Millisecond
+		cfg.OnProgress = func(p loader.Progress) {
+			if bar == nil {
+				bar = progressbar.NewOptions64(p.Total, progressbar.OptionSetWriter(os.Stderr),
+					progressbar.OptionShowCount(), progressbar.OptionShowIts(), progressbar.OptionSetItsString("ids"),
+					progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
+					progressbar.OptionFullWidth())
+			}
+			bar.Describe(fmt.Sprintf("hits %d | 429s %d | failed %d", p.CacheHits, p.Provider.Throttled, p.Failed))
+			_ = bar.Set64(p.Done)
+		}
+		return func() {
+			if bar != nil {
+				_ = bar.Finish()
+				fmt.Fprintln(os.Stderr)
+			}
+		}
+	default:
+		return nil
+	}
+	return func() {}
+}
+
+func printSummary(w io.Writer, s loader.Summary, args []string) {
+	if s.DryRun {
+		fmt.Fprintf(w, "dry run: %d IDs would be resolved\n", s.Pending)
+		return
+	}
+	fmt.Fprintf(w, "backfill: %d of %d pending IDs committed in %s (%.0f IDs/s): found %d, not found %d, no location %d, failed %d; cache hits %d; provider requests %d, 429s %d\n",
+		s.Committed, s.Pending, s.Duration.Round(time.Millisecond), s.Rate(), s.Found, s.NotFound, s.NoLocation, s.Failed,
+		s.CacheHits, s.Provider.Calls, s.Provider.Throttled)
+	if s.Interrupted || s.Abandoned > 0 {
+		quoted := make([]string, len(args))
+		for i, a := range args {
+			quoted[i] = shellQuote(a)
+		}
+		fmt.Fprintf(w, "interrupted: %d IDs not committed. Resume with the same command: snowgate backfill %s\n",
+			s.Abandoned, strings.Join(quoted, " "))
+	}
+	if s.Failed > 0 {
+		fmt.Fprintln(w, "failed IDs are in the failures table; replay them with --retry-failed")
+	}
+}
+
+// shellQuote quotes a for a POSIX shell unless it is plainly safe, so the
+// resume line can be pasted as printed (URLs hold ? and &).
+func shellQuote(a string) string {
+	safe := a != ""
+	for _, r := range a {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,@%+", r)) {
+			safe = false
+			break
+		}
+	}
+	if safe {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+}

@@ -1,0 +1,440 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/snowgate/snowgate/cache"
+	"github.com/snowgate/snowgate/gateway"
+	"github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/locapi"
+	"github.com/snowgate/snowgate/sim"
+)
+
+const demoSynopsis = `Run snowgate end to end on this machine, with no accounts and no network beyond
+127.0.0.1: a DuckDB file with a MASTER_TABLE of sample IDs, the SIMULATED provider
+(latency, a rate limit and faults switched on), a backfill into
+STANDARDIZED_LOCATIONS, then the gateway answering Snowflake-format batches
+(a repeated batch id and bad IDs included). Prints a report; exits 0 only if
+every check passed.`
+
+type demoFlags struct {
+	db       string
+	rows     int
+	distinct int
+	rate     float64
+	latency  time.Duration
+	progress string
+}
+
+// demoEnv is what the steps of the demo share.
+type demoEnv struct {
+	f      demoFlags
+	out    io.Writer
+	logger *slog.Logger
+	sim    *sim.Running
+	client *locapi.Client
+	res    *cache.Resolver
+}
+
+func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs := newFlagSet("demo", demoSynopsis, stdout)
+	var f demoFlags
+	fs.StringVar(&f.db, "db", "snowgate-demo.duckdb", "DuckDB file to create (replaced if it exists)")
+	fs.IntVar(&f.rows, "rows", 12_000, "rows in the sample MASTER_TABLE")
+	fs.IntVar(&f.distinct, "distinct", 10_000, "distinct IDs among those rows (the rest repeat)")
+	fs.Float64Var(&f.rate, "rate", 1000, "the simulated provider's rate limit, requests/s (snowgate is set to the same)")
+	fs.DurationVar(&f.latency, "latency", 20*time.Millisecond, "the simulated provider's mean latency")
+	fs.StringVar(&f.progress, "progress", "auto", "auto, bar, log or none")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if f.rows < 1 || f.distinct < 1 || f.distinct > f.rows || f.rate <= 0 {
+		return fmt.Errorf("%w: demo: want 1 <= --distinct <= --rows and --rate > 0", errUsage)
+	}
+	start := time.Now()
+	d := &demoEnv{f: f, out: stdout, logger: logger}
+	if err := d.start(); err != nil {
+		return fmt.Errorf("demo: %w", err)
+	}
+	defer d.close()
+
+	sum, err := d.backfill(ctx)
+	if err != nil {
+		return fmt.Errorf("demo: backfill: %w", err)
+	}
+	callsAfterBackfill := d.client.Stats().Requests
+	sample, err := d.gateway(ctx)
+	if err != nil {
+		return fmt.Errorf("demo: gateway: %w", err)
+	}
+	return d.report(sum, callsAfterBackfill, sample, time.Since(start))
+}
+
+// start makes the DuckDB file and starts the simulator and the resolver.
+func (d *demoEnv) start() error {
+	if err := makeDemoTable(d.f.db, d.f.rows, d.f.distinct); err != nil {
+		return err
+	}
+	s, err := sim.Start(sim.Config{
+		Seed: 1, Latency: d.f.latency, Jitter: d.f.latency / 2,
+		Rate: d.f.rate, Burst: int(d.f.rate / 20),
+		NotFoundRatio: 0.05, NoLocationRatio: 0.05, ErrorRate: 0.02, TruncateRate: 0.005,
+	})
+	if err != nil {
+		return fmt.Errorf("simulator: %w", err)
+	}
+	d.sim = s
+	fmt.Fprintf(d.out, "snowgate demo: SIMULATED provider (not a real API) at %s: %.0f req/s limit, %s latency, 2%% errors, 0.5%% truncated bodies\n",
+		s.URL, d.f.rate, d.f.latency)
+	reg := prometheus.NewRegistry()
+	d.client, err = locapi.New(locapi.Config{
+		URL:  s.URL + sim.EntitiesPath + "{id}?select=id,label,location",
+		Rate: d.f.rate, Burst: int(d.f.rate / 20), Concurrency: 64, Logger: d.logger,
+	}, reg)
+	if err != nil {
+		return err
+	}
+	d.res, err = cache.New(d.client, cache.Config{Concurrency: 64}, reg)
+	return err
+}
+
+func (d *demoEnv) close() {
+	if d.res != nil {
+		d.res.Close()
+	}
+	if d.client != nil {
+		d.client.Close()
+	}
+	if d.sim != nil {
+		d.sim.Close()
+	}
+}
+
+// makeDemoTable replaces path with a DuckDB file holding MASTER_TABLE(ID):
+// rows IDs of which distinct are different.
+func makeDemoTable(path string, rows, distinct int) error {
+	for _, p := range []string{path, path + ".wal"} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	db, err := sql.Open("duckdb", path)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	_, err = db.Exec(`CREATE TABLE MASTER_TABLE AS
+		SELECT 'Q' || lpad((i % ?)::VARCHAR, 6, '0') AS ID FROM range(?) t(i)`, distinct, rows)
+	if err != nil {
+		return fmt.Errorf("create MASTER_TABLE: %w", err)
+	}
+	return db.Close()
+}
+
+// backfill loads every MASTER_TABLE ID into STANDARDIZED_LOCATIONS and
+// checks the tables against what the simulator says each ID is.
+func (d *demoEnv) backfill(ctx context.Context) (loader.Summary, error) {
+	tables, err := loader.NewTables("", "", "")
+	if err != nil {
+		return loader.Summary{}, err
+	}
+	wh, err := loader.OpenDuckDB(ctx, d.f.db, tables)
+	if err != nil {
+		return loader.Summary{}, err
+	}
+	defer wh.Close()
+	bf := &backfillFlags{progress: d.f.progress}
+	cfg := loader.Config{Concurrency: 64, ProviderStats: func() loader.ProviderStats {
+		s := d.client.Stats()
+		return loader.ProviderStats{Calls: s.Requests, Throttled: s.Throttled}
+	}}
+	finish := bf.startProgress(&cfg)
+	if finish == nil {
+		return loader.Summary{}, fmt.Errorf("%w: --progress %q: want auto, bar, log or none", errUsage, d.f.progress)
+	}
+	l, err := loader.New(wh, d.res, cfg, d.logger)
+	if err != nil {
+		return loader.Summary{}, err
+	}
+	fmt.Fprintf(d.out, "\n1. backfill: %d rows of MASTER_TABLE -> STANDARDIZED_LOCATIONS\n", d.f.rows)
+	sum, err := l.Run(ctx)
+	finish()
+	if err != nil {
+		return sum, err
+	}
+	printSummary(d.out, sum, nil)
+	if err := wh.Close(); err != nil {
+		return sum, err
+	}
+	return sum, d.checkTables(sum)
+}
+
+// checkTables compares the DuckDB tables with the simulator's answers.
+func (d *demoEnv) checkTables(sum loader.Summary) error {
+	var want [4]int64 // found, not found, no location, failed
+	for i := 0; i < d.f.distinct; i++ {
+		switch kind, _ := d.sim.Expected(fmt.Sprintf("Q%06d", i)); kind {
+		case sim.Found:
+			want[0]++
+		case sim.NotFound:
+			want[1]++
+		case sim.NoLocation:
+			want[2]++
+		default:
+			want[3]++
+		}
+	}
+	db, err := sql.Open("duckdb", d.f.db)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	var got [4]int64
+	err = db.QueryRow(`SELECT
+		(SELECT count(DISTINCT ID) FROM STANDARDIZED_LOCATIONS),
+		(SELECT count(*) FROM STANDARDIZED_LOCATIONS_MISSES WHERE OUTCOME = 'not_found'),
+		(SELECT count(*) FROM STANDARDIZED_LOCATIONS_MISSES WHERE OUTCOME = 'no_location'),
+		(SELECT count(*) FROM STANDARDIZED_LOCATIONS_FAILURES)`).Scan(&got[0], &got[1], &got[2], &got[3])
+	if err != nil {
+		return fmt.Errorf("read back: %w", err)
+	}
+	if got != want || sum.Failed != 0 {
+		return fmt.Errorf("tables hold found/not found/no location/failed = %v; the simulator says %v", got, want)
+	}
+	var rows int64
+	if err := db.QueryRow(`SELECT count(*) FROM STANDARDIZED_LOCATIONS`).Scan(&rows); err != nil {
+		return err
+	}
+	if rows != want[0] {
+		return fmt.Errorf("STANDARDIZED_LOCATIONS has %d rows for %d IDs: duplicates", rows, want[0])
+	}
+	fmt.Fprintf(d.out, "   checked: %d found, %d not found, %d no location, 0 failed, no duplicates; matches the simulator\n",
+		want[0], want[1], want[2])
+	return db.Close()
+}
+
+// demoBatch is one Snowflake-format request the demo sends the gateway.
+type demoBatch struct {
+	name    string
+	batchID string
+	body    []byte
+	ids     []any // the argument of each row, as sent (string, number or nil)
+}
+
+func newDemoBatch(name, batchID string, ids []any) demoBatch {
+	rows := make([][2]any, len(ids))
+	for i, id := range ids {
+		rows[i] = [2]any{i, id}
+	}
+	body, _ := json.Marshal(map[string]any{"data": rows})
+	return demoBatch{name: name, batchID: batchID, body: body, ids: ids}
+}
+
+// gateway starts the gateway on 127.0.0.1 over the same resolver and sends
+// it batches as Snowflake would; it returns a sample answered row.
+func (d *demoEnv) gateway(ctx context.Context) (string, error) {
+	gw, err := gateway.New(d.res, gateway.Config{Logger: d.logger}, prometheus.NewRegistry())
+	if err != nil {
+		return "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	ctx, stop := context.WithCancel(ctx)
+	served := make(chan error, 1)
+	go func() { served <- gw.Serve(ctx, ln) }()
+	defer func() { stop(); <-served }()
+	url := "http://" + ln.Addr().String() + "/resolve_location"
+	fmt.Fprintf(d.out, "\n2. gateway: Snowflake-format batches to %s\n", url)
+
+	hot := make([]any, 0, 4096)
+	for i := 0; i < 4096; i++ {
+		hot = append(hot, fmt.Sprintf("Q%06d", i%d.f.distinct))
+	}
+	cold := make([]any, 0, 1000)
+	for i := 0; i < 1000; i++ {
+		cold = append(cold, fmt.Sprintf("R%06d", i))
+	}
+	bad := []any{nil, "", "../../admin", json.Number("12345"), "a\x01b", strings.Repeat("x", 300), "x?y=1#z"}
+	steps := []struct {
+		b         demoBatch
+		wantCalls string // "none" or "some": provider calls this batch may make
+	}{
+		{newDemoBatch("4,096 IDs already backfilled (cache hits)", "demo:1", hot), "none"},
+		{newDemoBatch("1,000 new IDs", "demo:2", cold), "some"},
+		{newDemoBatch("the same batch id sent again (a Snowflake retry)", "demo:2", cold), "none"},
+		{newDemoBatch("bad IDs: null, empty, path tricks, a number, a control character, 300 bytes", "demo:3", bad), "some"},
+	}
+	var sample string
+	for _, st := range steps {
+		before := d.client.Stats().Requests
+		got, err := d.post(ctx, url, st.b)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", st.b.name, err)
+		}
+		calls := d.client.Stats().Requests - before
+		if st.wantCalls == "none" && calls != 0 {
+			return "", fmt.Errorf("%s: %d provider calls; want 0", st.b.name, calls)
+		}
+		if sample == "" {
+			sample = got
+		}
+		fmt.Fprintf(d.out, "   %-75s 200, %d rows right, %d provider calls\n", st.b.name, len(st.b.ids), calls)
+	}
+	msg, err := d.postMalformed(ctx, url)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(d.out, "   %-75s 400 %q\n", "a malformed batch (a row without its argument)", msg)
+	return sample, nil
+}
+
+// post sends one batch as Snowflake does (gzip accepted) and checks every
+// answered row against the simulator. It returns one found row, as sent.
+func (d *demoEnv) post(ctx context.Context, url string, b demoBatch) (string, error) {
+	status, body, err := demoRequest(ctx, url, b.batchID, b.body)
+	if err != nil {
+		return "", err
+	}
+	if status != http.StatusOK {
+		return "", fmt.Errorf("status %d: %s", status, body)
+	}
+	var resp struct {
+		Data [][2]json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(body, &resp); err != nil {
+		return "", fmt.Errorf("answer is not Snowflake's format: %w", err)
+	}
+	if len(resp.Data) != len(b.ids) {
+		return "", fmt.Errorf("%d rows answered for %d sent", len(resp.Data), len(b.ids))
+	}
+	sample := ""
+	for i, row := range resp.Data {
+		if string(row[0]) != fmt.Sprint(i) {
+			return "", fmt.Errorf("row %d answered as row %s", i, row[0])
+		}
+		found, err := d.checkValue(b.ids[i], row[1])
+		if err != nil {
+			return "", fmt.Errorf("row %d (%q): %w", i, b.ids[i], err)
+		}
+		if found && sample == "" {
+			sample = fmt.Sprintf("[%s, %s]", row[0], row[1])
+		}
+	}
+	return sample, nil
+}
+
+// checkValue says whether v is the right answer for id, and whether it is a
+// found location.
+func (d *demoEnv) checkValue(id any, v json.RawMessage) (bool, error) {
+	text, ok := id.(string)
+	if n, isNum := id.(json.Number); isNum {
+		text, ok = n.String(), true
+	}
+	wantNull := !ok || locapi.ValidateID(text, 0) != nil
+	var want struct {
+		ID       string `json:"id"`
+		Label    *string
+		Location *struct {
+			CityLabel *string  `json:"cityLabel"`
+			Latitude  *float64 `json:"latitude"`
+		}
+	}
+	if !wantNull {
+		kind, body := d.sim.Expected(text)
+		wantNull = kind != sim.Found
+		if err := json.Unmarshal(body, &want); !wantNull && err != nil {
+			return false, err
+		}
+	}
+	if wantNull {
+		if string(v) != "null" {
+			return false, fmt.Errorf("got %s; want null", v)
+		}
+		return false, nil
+	}
+	var got locapi.Record
+	if err := json.Unmarshal(v, &got); err != nil {
+		return false, fmt.Errorf("got %s; want a location object", v)
+	}
+	if got.ID != want.ID || !equalPtr(got.Label, want.Label) ||
+		!equalPtr(got.CityLabel, want.Location.CityLabel) || !equalPtr(got.Latitude, want.Location.Latitude) {
+		return false, fmt.Errorf("got %s; the simulator says %+v", v, want)
+	}
+	return true, nil
+}
+
+func equalPtr[T comparable](a, b *T) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
+// postMalformed checks that a broken batch gets a 400 with a reason.
+func (d *demoEnv) postMalformed(ctx context.Context, url string) (string, error) {
+	status, body, err := demoRequest(ctx, url, "demo:4", []byte(`{"data": [[0, "Q000001"], [1]]}`))
+	if err != nil {
+		return "", err
+	}
+	if status != http.StatusBadRequest || len(body) == 0 {
+		return "", fmt.Errorf("malformed batch: got %d %q; want 400 with a reason", status, body)
+	}
+	return strings.TrimSpace(string(body)), nil
+}
+
+func demoRequest(ctx context.Context, url, batchID string, body []byte) (int, []byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("sf-external-function-format", "json")
+	req.Header.Set("sf-external-function-format-version", "1.0")
+	req.Header.Set("sf-external-function-query-batch-id", batchID)
+	req.Header.Set("sf-external-function-current-query-id", "demo")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	return resp.StatusCode, out, err
+}
+
+// report prints what the demo showed.
+func (d *demoEnv) report(sum loader.Summary, callsAfterBackfill int64, sample string, took time.Duration) error {
+	st := d.client.Stats()
+	window := d.sim.MaxInWindow(time.Second)
+	limit := int(d.f.rate) + int(d.f.rate/20)
+	abs, _ := filepath.Abs(d.f.db)
+	fmt.Fprintf(d.out, "\nReport (%s)\n", took.Round(100*time.Millisecond))
+	fmt.Fprintf(d.out, "  rows in MASTER_TABLE          %d (%d distinct IDs)\n", d.f.rows, d.f.distinct)
+	fmt.Fprintf(d.out, "  backfill                      %d IDs committed at %.0f IDs/s: %d found, %d not found, %d no location, %d failed\n",
+		sum.Committed, sum.Rate(), sum.Found, sum.NotFound, sum.NoLocation, sum.Failed)
+	fmt.Fprintf(d.out, "  provider calls                %d for the backfill's %d IDs (retries of simulated faults included), %d in all\n",
+		callsAfterBackfill, sum.Committed, st.Requests)
+	fmt.Fprintf(d.out, "  provider rate                 busiest second %d requests; limit %.0f/s + burst %d; 429s %d\n",
+		window, d.f.rate, int(d.f.rate/20), d.sim.Status(http.StatusTooManyRequests))
+	fmt.Fprintf(d.out, "  sample answer row             %s\n", sample)
+	fmt.Fprintf(d.out, "  DuckDB file                   %s\n", abs)
+	fmt.Fprintf(d.out, "    query it: duckdb %s \"SELECT * FROM STANDARDIZED_LOCATIONS LIMIT 5\"\n", d.f.db)
+	if window > limit {
+		return fmt.Errorf("demo: the provider saw %d requests in one second; its limit is %d", window, limit)
+	}
+	fmt.Fprintln(d.out, "demo: every check passed")
+	return nil
+}

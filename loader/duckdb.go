@@ -1,0 +1,489 @@
+package loader
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+)
+
+// duckDBDefaults are the settings OpenDuckDB applies unless the path's query
+// string sets them. A backfill must fit in a small container beside its
+// resolver (1M source rows in under 200 MB for the whole process), and its
+// pace is the provider's, so DuckDB gets one thread and a small cache of
+// table blocks (it re-reads them from the OS page cache and spills to disk
+// rather than grow), checkpoints in small steps, and gives freed memory
+// back promptly (its allocator keeps 128MB by default).
+func duckDBDefaults() map[string]string {
+	return map[string]string{
+		"memory_limit":                 "48MB",
+		"threads":                      "1",
+		"checkpoint_threshold":         "4MB",
+		"allocator_flush_threshold":    "8MB",
+		"allocator_background_threads": "true",
+	}
+}
+
+var duckDBTypes = TypeNames{TypeText: "VARCHAR", TypeFloat: "DOUBLE", TypeInt: "BIGINT", TypeTimestamp: "TIMESTAMP"}
+
+// stageTable is the temporary table a commit appends to before merging,
+// created and dropped by each commit: DuckDB does not give back the memory of
+// rows deleted from a temporary table. Its columns follow stageColumns.
+const stageTable = "SNOWGATE_STAGE"
+
+func stageColumns() []Column {
+	return []Column{
+		{"ID", TypeText}, {"OUTCOME", TypeText}, {"LABEL", TypeText}, {"GEO_LABEL", TypeText},
+		{"CITY_LABEL", TypeText}, {"POSTAL_CODE", TypeText}, {"COUNTRY_LABEL", TypeText},
+		{"LATITUDE", TypeFloat}, {"LONGITUDE", TypeFloat}, {"STREET_ADDRESS", TypeText},
+		{"REASON", TypeText}, {"ATTEMPTS", TypeInt}, {"RESOLVED_AT", TypeTimestamp},
+	}
+}
+
+// DuckDB is the embedded warehouse: one DuckDB file holding the source (or
+// reading a CSV/Parquet file) and the target, misses and failures tables.
+type DuckDB struct {
+	db     *sql.DB
+	tables Tables
+	// source is the FROM item the IDs come from, aliased s.
+	source string
+	// w is the connection commits stage on. Only the pinned goroutine uses
+	// it, like every other call into DuckDB.
+	w *sql.Conn
+	// calls carries work to the pinned goroutine until closed is closed.
+	calls     chan func()
+	closed    chan struct{}
+	closeOnce sync.Once
+	done      chan struct{} // closed when the pinned goroutine has ended
+}
+
+var _ Warehouse = (*DuckDB)(nil)
+
+// OpenDuckDB opens (creating if needed) the DuckDB database at path. path may
+// carry DuckDB settings as a query string ("file.duckdb?threads=4"); unless
+// set there, memory_limit is 48MB, threads 1, checkpoint_threshold 4MB,
+// allocator_flush_threshold 8MB and allocator_background_threads true.
+func OpenDuckDB(ctx context.Context, path string, tables Tables) (*DuckDB, error) {
+	if err := tables.validate(); err != nil {
+		return nil, err
+	}
+	dsn, err := duckDBDSN(path)
+	if err != nil {
+		return nil, err
+	}
+	source, err := duckDBSource(tables)
+	if err != nil {
+		return nil, err
+	}
+	db, err := sql.Open("duckdb", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open duckdb %q: %w", path, err)
+	}
+	w, err := db.Conn(ctx)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open duckdb %q: %w", path, err)
+	}
+	d := &DuckDB{db: db, tables: tables, source: source, w: w,
+		calls: make(chan func()), closed: make(chan struct{}), done: make(chan struct{})}
+	go d.pinned()
+	return d, nil
+}
+
+// pinned runs every call into DuckDB on one OS thread. DuckDB's allocator
+// keeps caches per thread, and the Go scheduler would otherwise spread the
+// calls over whichever threads it has: measured on 1M rows, the peak RSS
+// fell from 190 to 147 MB.
+func (d *DuckDB) pinned() {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	defer close(d.done)
+	for {
+		select {
+		case f := <-d.calls:
+			f()
+		case <-d.closed:
+			return
+		}
+	}
+}
+
+var errDuckDBClosed = errors.New("duckdb: closed")
+
+// call runs f on the pinned goroutine and returns its error. Calls are
+// serialized; ctx only bounds the wait for a turn (f gets it too).
+func (d *DuckDB) call(ctx context.Context, f func() error) error {
+	errc := make(chan error, 1)
+	select {
+	case d.calls <- func() { errc <- f() }:
+		return <-errc
+	case <-d.closed:
+		return errDuckDBClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func duckDBDSN(path string) (string, error) {
+	file, query, _ := strings.Cut(path, "?")
+	if file == "" {
+		return "", errors.New("duckdb: empty database path")
+	}
+	opts, err := url.ParseQuery(query)
+	if err != nil {
+		return "", fmt.Errorf("duckdb settings %q: %w", query, err)
+	}
+	for k, v := range duckDBDefaults() {
+		if !opts.Has(k) {
+			opts.Set(k, v)
+		}
+	}
+	return file + "?" + opts.Encode(), nil
+}
+
+// duckDBSource is the source relation: the table, or a reader of the file.
+// A file's IDs are read as text so that "007" stays "007".
+func duckDBSource(t Tables) (string, error) {
+	if t.SourceFile == "" {
+		return t.Source.String() + " AS s", nil
+	}
+	if _, err := os.Stat(t.SourceFile); err != nil {
+		return "", fmt.Errorf("source file: %w", err)
+	}
+	lit := "'" + strings.ReplaceAll(t.SourceFile, "'", "''") + "'"
+	switch strings.ToLower(filepath.Ext(t.SourceFile)) {
+	case ".csv", ".tsv", ".txt":
+		return "read_csv(" + lit + ", header = true, all_varchar = true) AS s", nil
+	case ".parquet":
+		return "read_parquet(" + lit + ") AS s", nil
+	}
+	return "", fmt.Errorf("source file %q: want a .csv or .parquet file", t.SourceFile)
+}
+
+// Setup creates the result tables and the staging table, and checks that
+// the source and target have the columns the loader uses.
+func (d *DuckDB) Setup(ctx context.Context) error {
+	return d.call(ctx, func() error { return d.setup(ctx) })
+}
+
+func (d *DuckDB) setup(ctx context.Context) error {
+	stmts := []string{
+		CreateTableSQL(d.tables.Target, TargetColumns(), duckDBTypes),
+		CreateTableSQL(d.tables.Misses(), MissColumns(), duckDBTypes),
+		CreateTableSQL(d.tables.Failures(), FailureColumns(), duckDBTypes),
+	}
+	for _, s := range stmts {
+		if _, err := d.w.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("duckdb setup: %w", err)
+		}
+	}
+	if _, err := d.w.ExecContext(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT 0", d.idExpr(), d.source)); err != nil {
+		return fmt.Errorf("source %s, id column %s: %w", d.sourceName(), d.tables.IDColumn, err)
+	}
+	for _, t := range []struct {
+		table Ident
+		cols  []Column
+	}{{d.tables.Target, TargetColumns()}, {d.tables.Misses(), MissColumns()}, {d.tables.Failures(), FailureColumns()}} {
+		if _, err := d.w.ExecContext(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT 0", ColumnList(t.cols, ""), t.table)); err != nil {
+			return fmt.Errorf("table %s exists without the loader's columns (%s): %w", t.table, ColumnList(t.cols, ""), err)
+		}
+	}
+	return nil
+}
+
+func (d *DuckDB) sourceName() string {
+	if d.tables.SourceFile != "" {
+		return fmt.Sprintf("file %q", d.tables.SourceFile)
+	}
+	return d.tables.Source.String()
+}
+
+func columnDefs(cols []Column, types TypeNames) string {
+	defs := make([]string, len(cols))
+	for i, c := range cols {
+		defs[i] = fmt.Sprintf("%q %s", c.Name, types[c.Type])
+	}
+	return strings.Join(defs, ", ")
+}
+
+func (d *DuckDB) idExpr() string { return "CAST(s." + d.tables.IDColumn.String() + " AS VARCHAR)" }
+
+// pendingFrom is the relation of source IDs (column p.id, NULLs dropped)
+// that sel selects, with args from $2 on; $1 is the keyset bound. The result
+// tables are joined as ANTI/SEMI joins over subqueries bounded by $1 too:
+// the pipeline commits in roughly ascending ID order, so on every page but
+// the first few those subqueries are nearly empty, and the hash tables
+// DuckDB builds stay small.
+func (d *DuckDB) pendingFrom(sel Selection) (string, []any) {
+	src := fmt.Sprintf(`(SELECT %s AS id FROM %s) AS p`, d.idExpr(), d.source)
+	bounded := func(t Ident, extra string) string {
+		return fmt.Sprintf(`(SELECT "ID" FROM %s WHERE "ID" >= $1%s) AS`, t, extra)
+	}
+	if sel.RetryFailed {
+		return fmt.Sprintf(`%s SEMI JOIN %s f ON f."ID" = p.id`, src, bounded(d.tables.Failures(), "")), nil
+	}
+	fresh, args := "", []any(nil)
+	if cutoff, ok := sel.Cutoff(); ok {
+		fresh, args = ` AND "RESOLVED_AT" >= $2`, []any{cutoff}
+	}
+	return fmt.Sprintf(`%s ANTI JOIN %s t ON t."ID" = p.id ANTI JOIN %s m ON m."ID" = p.id ANTI JOIN %s f ON f."ID" = p.id`,
+		src, bounded(d.tables.Target, fresh), bounded(d.tables.Misses(), fresh), bounded(d.tables.Failures(), "")), args
+}
+
+// Pending pages with a top-N over the raw source rows rather than SELECT
+// DISTINCT: DISTINCT would hash every remaining ID on every page, while a
+// top-N holds only limit rows. Duplicates are dropped here; they are
+// adjacent in the ordered page.
+func (d *DuckDB) Pending(ctx context.Context, after string, limit int, sel Selection) ([]string, error) {
+	if limit <= 0 {
+		return nil, fmt.Errorf("pending: limit %d, want > 0", limit)
+	}
+	var ids []string
+	err := d.call(ctx, func() (err error) {
+		ids, err = d.pending(ctx, after, limit, sel)
+		return err
+	})
+	return ids, err
+}
+
+func (d *DuckDB) pending(ctx context.Context, after string, limit int, sel Selection) ([]string, error) {
+	op := ">"
+	if after == "" {
+		op = ">=" // the empty ID, if any, is a source row too
+	}
+	from, args := d.pendingFrom(sel)
+	q := fmt.Sprintf(`SELECT p.id FROM %s WHERE p.id IS NOT NULL AND p.id %s $1 ORDER BY p.id LIMIT %d`, from, op, limit)
+	rows, err := d.db.QueryContext(ctx, q, append([]any{after}, args...)...)
+	if err != nil {
+		return nil, fmt.Errorf("pending ids after %q: %w", after, err)
+	}
+	defer rows.Close()
+	ids := make([]string, 0, limit)
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("pending ids: %w", err)
+		}
+		if n := len(ids); n > 0 && ids[n-1] == id {
+			continue
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending ids after %q: %w", after, err)
+	}
+	return ids, nil
+}
+
+// CountPending counts distinct pending IDs. It hashes them all once, which
+// DuckDB spills to disk past its memory limit.
+func (d *DuckDB) CountPending(ctx context.Context, sel Selection) (int64, error) {
+	from, args := d.pendingFrom(sel)
+	q := fmt.Sprintf(`SELECT count(DISTINCT p.id) FROM %s WHERE p.id IS NOT NULL AND p.id >= $1`, from)
+	var n int64
+	err := d.call(ctx, func() error { return d.db.QueryRowContext(ctx, q, append([]any{""}, args...)...).Scan(&n) })
+	if err != nil {
+		return 0, fmt.Errorf("count pending ids: %w", err)
+	}
+	return n, nil
+}
+
+// Close releases the database; the file is complete after each commit.
+func (d *DuckDB) Close() error {
+	first := false
+	d.closeOnce.Do(func() { first = true; close(d.closed) })
+	if !first {
+		return nil
+	}
+	<-d.done
+	werr := d.w.Close()
+	if err := d.db.Close(); err != nil {
+		return fmt.Errorf("close duckdb: %w", err)
+	}
+	if werr != nil && !errors.Is(werr, sql.ErrConnDone) {
+		return fmt.Errorf("close duckdb: %w", werr)
+	}
+	return nil
+}
+
+// rawConn runs f with the writer's driver connection, for the Appender.
+func (d *DuckDB) rawConn(f func(driver.Conn) error) error {
+	return d.w.Raw(func(c any) error {
+		dc, ok := c.(driver.Conn)
+		if !ok {
+			return fmt.Errorf("duckdb: unexpected driver connection %T", c)
+		}
+		return f(dc)
+	})
+}
+
+// appendStage appends rows to the staging table in bulk.
+func (d *DuckDB) appendStage(rows []Row) error {
+	return d.rawConn(func(dc driver.Conn) error {
+		a, err := duckdb.NewAppender(dc, "temp", "main", stageTable)
+		if err != nil {
+			return fmt.Errorf("stage appender: %w", err)
+		}
+		for _, r := range rows {
+			if err := a.AppendRow(stageValues(r)...); err != nil {
+				a.Close()
+				return fmt.Errorf("stage row %q: %w", r.ID, err)
+			}
+		}
+		if err := a.Close(); err != nil {
+			return fmt.Errorf("stage rows: %w", err)
+		}
+		return nil
+	})
+}
+
+func stageValues(r Row) []driver.Value {
+	t := TargetValues(r) // ID, 8 fields, RESOLVED_AT
+	var label, reason driver.Value
+	if r.Outcome == OutcomeFound {
+		label = t[1]
+	} else if r.Record != nil {
+		label = str(r.Record.Label)
+	}
+	if r.Outcome == OutcomeFailed {
+		reason = r.Reason
+	}
+	return []driver.Value{r.ID, string(r.Outcome), label, t[2], t[3], t[4], t[5], t[6], t[7], t[8], reason, int64(1), t[9]}
+}
+
+// Commit stages rows with the Appender, then merges them in one
+// transaction, so a crash leaves either all of them or none. Every merge
+// statement is bounded by the batch's smallest and largest ID: the pipeline
+// writes in roughly ascending order, so the bound lets DuckDB skip most row
+// groups instead of probing the whole table.
+func (d *DuckDB) Commit(ctx context.Context, rows []Row) error {
+	rows = lastPerID(rows)
+	if len(rows) == 0 {
+		return nil
+	}
+	for _, r := range rows {
+		if err := r.validate(); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+	}
+	return d.call(ctx, func() error { return d.commit(ctx, rows) })
+}
+
+func (d *DuckDB) commit(ctx context.Context, rows []Row) error {
+	create := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %q (%s)", stageTable, columnDefs(stageColumns(), duckDBTypes))
+	if _, err := d.w.ExecContext(ctx, create); err != nil {
+		return fmt.Errorf("commit: create staging table: %w", err)
+	}
+	defer d.dropStage()
+	if err := d.appendStage(rows); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	if err := d.merge(ctx, rows); err != nil {
+		return fmt.Errorf("commit %d rows: %w", len(rows), err)
+	}
+	return nil
+}
+
+// dropStage frees the staging table, even when the commit was cancelled.
+func (d *DuckDB) dropStage() {
+	_, _ = d.w.ExecContext(context.Background(), fmt.Sprintf("DROP TABLE IF EXISTS temp.%q", stageTable))
+}
+
+func (d *DuckDB) merge(ctx context.Context, rows []Row) (err error) {
+	lo, hi := rows[0].ID, rows[0].ID
+	var kinds [4]bool // found, not found or no location, failed, any resolved
+	for _, r := range rows {
+		lo, hi = min(lo, r.ID), max(hi, r.ID)
+		switch r.Outcome {
+		case OutcomeFound:
+			kinds[0], kinds[3] = true, true
+		case OutcomeFailed:
+			kinds[2] = true
+		default:
+			kinds[1], kinds[3] = true, true
+		}
+	}
+	tx, err := d.w.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	for _, s := range d.mergeStatements(kinds) {
+		var args []any
+		if strings.Contains(s, "$1") {
+			args = []any{lo, hi}
+		}
+		if _, err := tx.ExecContext(ctx, s, args...); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+// mergeStatements are the statements one commit runs, skipping those the
+// batch has no rows for. Those that mention $1 and $2 take the batch's ID
+// range.
+func (d *DuckDB) mergeStatements(kinds [4]bool) []string {
+	found, missed, failed, resolved := kinds[0], kinds[1], kinds[2], kinds[3]
+	stage := fmt.Sprintf("%q", stageTable)
+	inStage := func(cond string) string {
+		return fmt.Sprintf(`"ID" BETWEEN $1 AND $2 AND "ID" IN (SELECT "ID" FROM %s WHERE %s)`, stage, cond)
+	}
+	t, m, f := d.tables.Target, d.tables.Misses(), d.tables.Failures()
+	var s []string
+	if failed {
+		// A repeated failure counts its attempts across runs.
+		s = append(s, fmt.Sprintf(`UPDATE %s AS st SET "ATTEMPTS" = f."ATTEMPTS" + 1 FROM %s AS f
+WHERE st."ID" = f."ID" AND st."OUTCOME" = 'failed' AND f."ID" BETWEEN $1 AND $2`, stage, f))
+	}
+	if resolved {
+		// A new answer replaces the old one, whichever table held it; a
+		// failure leaves the last good answer in place.
+		s = append(s,
+			fmt.Sprintf(`DELETE FROM %s WHERE %s`, t, inStage(`"OUTCOME" <> 'failed'`)),
+			fmt.Sprintf(`DELETE FROM %s WHERE %s`, m, inStage(`"OUTCOME" <> 'failed'`)))
+	}
+	if found {
+		s = append(s, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s WHERE "OUTCOME" = 'found'`,
+			t, ColumnList(TargetColumns(), ""), ColumnList(TargetColumns(), ""), stage))
+	}
+	if missed {
+		s = append(s, fmt.Sprintf(`INSERT INTO %s (%s) SELECT "ID", "OUTCOME", "LABEL", "RESOLVED_AT" FROM %s
+WHERE "OUTCOME" IN ('not_found', 'no_location')`, m, ColumnList(MissColumns(), ""), stage))
+	}
+	s = append(s, fmt.Sprintf(`DELETE FROM %s WHERE %s`, f, inStage("true")))
+	if failed {
+		s = append(s, fmt.Sprintf(`INSERT INTO %s (%s) SELECT "ID", "REASON", "ATTEMPTS", "RESOLVED_AT" FROM %s
+WHERE "OUTCOME" = 'failed'`, f, ColumnList(FailureColumns(), ""), stage))
+	}
+	return s
+}
+
+// lastPerID keeps the last row of each ID, in first-seen order, so one
+// commit never writes an ID twice.
+func lastPerID(rows []Row) []Row {
+	idx := make(map[string]int, len(rows))
+	out := make([]Row, 0, len(rows))
+	for _, r := range rows {
+		if i, ok := idx[r.ID]; ok {
+			out[i] = r
+			continue
+		}
+		idx[r.ID] = len(out)
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,339 @@
+package loader
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestNewTablesRejectsHostileNames(t *testing.T) {
+	tests := []struct {
+		name                     string
+		source, idColumn, target string
+		wantErr                  string
+	}{
+		{"injection in source", `MASTER_TABLE; DROP TABLE X`, "", "", "source table"},
+		{"quote in source", `MASTER"TABLE`, "", "", "source table"},
+		{"comment in target", "", "", "T--", "target table"},
+		{"space in column", "", "ID x", "", "id column"},
+		{"leading digit", "1TABLE", "", "", "source table"},
+		{"four parts", "a.b.c.d", "", "", "source table"},
+		{"empty part", "a..b", "", "", "source table"},
+		{"qualified column", "", "T.ID", "", "id column"},
+		{"unicode", "TÄBLE", "", "", "source table"},
+		{"paren in target", "", "", "x()", "target table"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := NewTables(tt.source, tt.idColumn, tt.target)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("NewTables(%q, %q, %q) error = %v; want one mentioning %q", tt.source, tt.idColumn, tt.target, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestNewTablesNames(t *testing.T) {
+	tb, err := NewTables("db.public.master", "entity_id", "out")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ got, want string }{
+		{tb.Source.String(), `"DB"."PUBLIC"."MASTER"`},
+		{tb.IDColumn.String(), `"ENTITY_ID"`},
+		{tb.Misses().String(), `"OUT_MISSES"`},
+		{tb.Failures().String(), `"OUT_FAILURES"`},
+	} {
+		if c.got != c.want {
+			t.Errorf("got %s; want %s", c.got, c.want)
+		}
+	}
+}
+
+func TestDuckDBPendingPagesDistinctIDs(t *testing.T) {
+	tests := []struct {
+		name   string
+		create string
+		want   []string
+	}{
+		{"varchar with duplicates and null", `CREATE TABLE MASTER_TABLE AS SELECT * FROM (VALUES ('b'), ('a'), ('c'), ('a'), (NULL), ('d'), ('b'), (''), ('e')) v(ID)`,
+			[]string{"", "a", "b", "c", "d", "e"}},
+		{"integer ids read as text", `CREATE TABLE MASTER_TABLE AS SELECT CAST(i % 7 AS BIGINT) AS ID FROM range(20) r(i)`,
+			[]string{"0", "1", "2", "3", "4", "5", "6"}},
+		{"empty source", `CREATE TABLE MASTER_TABLE (ID VARCHAR)`, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tdb := newTestDB(t)
+			tdb.exec(t, tt.create)
+			d := openTest(t, tdb.path, mustTables(t))
+			got := readAllPending(t, d, 2, Selection{})
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("pending = %q; want %q", got, tt.want)
+			}
+			n, err := d.CountPending(context.Background(), Selection{})
+			if err != nil || n != int64(len(tt.want)) {
+				t.Fatalf("CountPending = %d, %v; want %d", n, err, len(tt.want))
+			}
+		})
+	}
+}
+
+// readAllPending pages like the loader does, including its handling of the
+// empty ID on the first page.
+func readAllPending(t *testing.T, d Warehouse, limit int, sel Selection) []string {
+	t.Helper()
+	var out []string
+	after, started := "", false
+	for range 1000 {
+		page, err := d.Pending(context.Background(), after, limit, sel)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) > limit {
+			t.Fatalf("page of %d; limit %d", len(page), limit)
+		}
+		sent := false
+		for _, id := range page {
+			if started && id <= after {
+				continue
+			}
+			out = append(out, id)
+			after, started, sent = id, true, true
+		}
+		if !sent {
+			return out
+		}
+	}
+	t.Fatal("pagination did not end")
+	return nil
+}
+
+func TestDuckDBCommitMergesIdempotently(t *testing.T) {
+	tdb := newTestDB(t)
+	tdb.exec(t, `CREATE TABLE MASTER_TABLE AS SELECT * FROM (VALUES ('a'), ('b'), ('c'), ('d')) v(ID)`)
+	d := openTest(t, tdb.path, mustTables(t))
+	ctx := context.Background()
+	failed := func(id string) Row {
+		return Row{ID: id, Outcome: OutcomeFailed, Reason: "boom", ResolvedAt: testNow}
+	}
+	miss := func(id string, o Outcome) Row { return Row{ID: id, Outcome: o, ResolvedAt: testNow} }
+	steps := []struct {
+		name                     string
+		rows                     []Row
+		target, misses, failures []string
+	}{
+		{"first commit", []Row{foundRow("a"), miss("b", OutcomeNotFound), failed("c")},
+			[]string{"a"}, []string{"b:not_found"}, []string{"c:1"}},
+		{"same rows again", []Row{foundRow("a"), miss("b", OutcomeNotFound), failed("c")},
+			[]string{"a"}, []string{"b:not_found"}, []string{"c:2"}},
+		{"duplicates in one batch keep the last", []Row{failed("d"), foundRow("d")},
+			[]string{"a", "d"}, []string{"b:not_found"}, []string{"c:2"}},
+		{"a failure now found", []Row{foundRow("c")},
+			[]string{"a", "c", "d"}, []string{"b:not_found"}, nil},
+		{"found becomes a miss", []Row{miss("a", OutcomeNoLocation)},
+			[]string{"c", "d"}, []string{"a:no_location", "b:not_found"}, nil},
+		{"a miss now found", []Row{foundRow("b")},
+			[]string{"b", "c", "d"}, []string{"a:no_location"}, nil},
+		{"a failure keeps the last answer", []Row{failed("b")},
+			[]string{"b", "c", "d"}, []string{"a:no_location"}, []string{"b:1"}},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if err := d.Commit(ctx, s.rows); err != nil {
+				t.Fatal(err)
+			}
+			check := func(q string, want []string) {
+				t.Helper()
+				got := queryStrings(t, d.db, q)
+				if !slices.Equal(got, want) {
+					t.Errorf("%s = %q; want %q", q, got, want)
+				}
+			}
+			check(`SELECT "ID" FROM STANDARDIZED_LOCATIONS ORDER BY 1`, s.target)
+			check(`SELECT "ID" || ':' || "OUTCOME" FROM STANDARDIZED_LOCATIONS_MISSES ORDER BY 1`, s.misses)
+			check(`SELECT "ID" || ':' || "ATTEMPTS" FROM STANDARDIZED_LOCATIONS_FAILURES ORDER BY 1`, s.failures)
+		})
+	}
+}
+
+func TestDuckDBCommitStoresRecordFields(t *testing.T) {
+	tdb := newTestDB(t)
+	tdb.exec(t, `CREATE TABLE MASTER_TABLE (ID VARCHAR)`)
+	d := openTest(t, tdb.path, mustTables(t))
+	r := foundRow("x1")
+	if err := d.Commit(context.Background(), []Row{r}); err != nil {
+		t.Fatal(err)
+	}
+	got := queryStrings(t, d.db, `SELECT concat_ws('|', "ID", "LABEL", coalesce("GEO_LABEL", 'NULL'), "CITY_LABEL",
+		coalesce("POSTAL_CODE", 'NULL'), "LATITUDE", "LONGITUDE", strftime("RESOLVED_AT", '%Y-%m-%dT%H:%M:%S')) FROM STANDARDIZED_LOCATIONS`)
+	want := []string{"x1|L-x1|NULL|City|NULL|2.0|-1.5|2025-03-01T12:00:00"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("target row = %q; want %q", got, want)
+	}
+}
+
+func TestDuckDBCommitRejectsBadRows(t *testing.T) {
+	tdb := newTestDB(t)
+	tdb.exec(t, `CREATE TABLE MASTER_TABLE (ID VARCHAR)`)
+	d := openTest(t, tdb.path, mustTables(t))
+	tests := []struct {
+		name string
+		row  Row
+		want string
+	}{
+		{"found without record", Row{ID: "a", Outcome: OutcomeFound, ResolvedAt: testNow}, "without a record"},
+		{"failed without reason", Row{ID: "a", Outcome: OutcomeFailed, ResolvedAt: testNow}, "without a reason"},
+		{"unknown outcome", Row{ID: "a", Outcome: "maybe", ResolvedAt: testNow}, "unknown outcome"},
+		{"no time", Row{ID: "a", Outcome: OutcomeNotFound}, "resolved-at"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := d.Commit(context.Background(), []Row{tt.row})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Commit error = %v; want one mentioning %q", err, tt.want)
+			}
+		})
+	}
+	if n := queryStrings(t, d.db, `SELECT count(*) FROM STANDARDIZED_LOCATIONS`); n[0] != "0" {
+		t.Fatalf("target rows = %s; want 0", n[0])
+	}
+}
+
+func TestDuckDBSelection(t *testing.T) {
+	tdb := newTestDB(t)
+	tdb.exec(t, `CREATE TABLE MASTER_TABLE AS SELECT * FROM (VALUES ('new'), ('old'), ('fresh'), ('miss_old'), ('miss_fresh'), ('fail')) v(ID)`)
+	d := openTest(t, tdb.path, mustTables(t))
+	old := testNow.Add(-48 * time.Hour)
+	rows := []Row{
+		{ID: "old", Outcome: OutcomeFound, Record: fakeRecord("old"), ResolvedAt: old},
+		foundRow("fresh"),
+		{ID: "miss_old", Outcome: OutcomeNotFound, ResolvedAt: old},
+		{ID: "miss_fresh", Outcome: OutcomeNotFound, ResolvedAt: testNow},
+		{ID: "fail", Outcome: OutcomeFailed, Reason: "x", ResolvedAt: old},
+		{ID: "gone", Outcome: OutcomeFailed, Reason: "not in the source any more", ResolvedAt: old},
+	}
+	if err := d.Commit(context.Background(), rows); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		sel  Selection
+		want []string
+	}{
+		{"incremental", Selection{Now: testNow}, []string{"new"}},
+		{"refresh older than a day", Selection{RefreshOlderThan: 24 * time.Hour, Now: testNow}, []string{"miss_old", "new", "old"}},
+		{"retry failed", Selection{RetryFailed: true, Now: testNow}, []string{"fail"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := readAllPending(t, d, 2, tt.sel)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("pending = %q; want %q", got, tt.want)
+			}
+			n, err := d.CountPending(context.Background(), tt.sel)
+			if err != nil || n != int64(len(tt.want)) {
+				t.Fatalf("CountPending = %d, %v; want %d", n, err, len(tt.want))
+			}
+		})
+	}
+}
+
+func TestDuckDBSourceFiles(t *testing.T) {
+	dir := t.TempDir()
+	csv := filepath.Join(dir, "ids.csv")
+	if err := os.WriteFile(csv, []byte("ID,OTHER\n007,x\nb,y\n007,z\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	parquet := filepath.Join(dir, "it's ids.parquet")
+	tdb := newTestDB(t)
+	tdb.exec(t, fmt.Sprintf(`COPY (SELECT * FROM (VALUES (3), (1), (3)) v(ID)) TO '%s' (FORMAT parquet)`, strings.ReplaceAll(parquet, "'", "''")))
+	tests := []struct {
+		name, file string
+		want       []string
+	}{
+		{"csv keeps leading zeros", csv, []string{"007", "b"}},
+		{"parquet with a quote in its name", parquet, []string{"1", "3"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tb := mustTables(t)
+			tb.SourceFile = tt.file
+			d := openTest(t, newTestDB(t).path, tb)
+			if got := readAllPending(t, d, 10, Selection{}); !slices.Equal(got, tt.want) {
+				t.Fatalf("pending = %q; want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestDuckDBClearErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		setup   string
+		tables  func(Tables) Tables
+		wantErr string
+	}{
+		{"missing source table", "", func(tb Tables) Tables { return tb }, `source "MASTER_TABLE"`},
+		{"missing id column", `CREATE TABLE MASTER_TABLE (X VARCHAR)`, func(tb Tables) Tables { return tb }, `id column "ID"`},
+		{"target with other columns", `CREATE TABLE MASTER_TABLE (ID VARCHAR); CREATE TABLE STANDARDIZED_LOCATIONS (ID VARCHAR)`,
+			func(tb Tables) Tables { return tb }, `"STANDARDIZED_LOCATIONS" exists without the loader's columns`},
+		{"missing source file", "", func(tb Tables) Tables { tb.SourceFile = "/nonexistent/ids.csv"; return tb }, "source file"},
+		{"unknown file type", "", func(tb Tables) Tables { tb.SourceFile = os.Args[0]; return tb }, "want a .csv or .parquet"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tdb := newTestDB(t)
+			if tt.setup != "" {
+				tdb.exec(t, strings.Split(tt.setup, "; ")...)
+			}
+			d, err := OpenDuckDB(context.Background(), tdb.path, tt.tables(mustTables(t)))
+			if err == nil {
+				defer d.Close()
+				err = d.Setup(context.Background())
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error = %v; want one mentioning %s", err, tt.wantErr)
+			}
+		})
+	}
+	if _, err := OpenDuckDB(context.Background(), "x.duckdb", Tables{}); err == nil {
+		t.Fatal("OpenDuckDB with zero Tables: got nil error; want one")
+	}
+}
+
+func TestOpenDuckDBSettings(t *testing.T) {
+	tests := []struct {
+		name, query   string
+		setting, want string
+	}{
+		{"default memory limit", "", "memory_limit", "45.7 MiB"},
+		{"default threads", "", "threads", "1"},
+		{"override kept", "?threads=2&memory_limit=100MB", "threads", "2"},
+		{"other override kept", "?threads=2&memory_limit=100MB", "memory_limit", "95.3 MiB"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tdb := newTestDB(t)
+			d, err := OpenDuckDB(context.Background(), tdb.path+tt.query, mustTables(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			got := queryStrings(t, d.db, "SELECT current_setting('"+tt.setting+"')")
+			if got[0] != tt.want {
+				t.Fatalf("%s = %s; want %s", tt.setting, got[0], tt.want)
+			}
+		})
+	}
+	for _, bad := range []string{"", "?threads=2", "x.duckdb?%zz"} {
+		if _, err := OpenDuckDB(context.Background(), bad, mustTables(t)); err == nil {
+			t.Errorf("OpenDuckDB(%q): got nil error; want one", bad)
+		}
+	}
+}

@@ -1,0 +1,66 @@
+// Package snowflake is the backfill loader's Snowflake warehouse: a
+// loader.Warehouse made of SQL text and gosnowflake's bulk mechanism. It has
+// not run against a live Snowflake account.
+//
+// # Connecting
+//
+// Open takes a gosnowflake DSN (what SNOWFLAKE_DSN holds); ConfigFromEnv
+// builds a gosnowflake.Config from SNOWFLAKE_ACCOUNT, _USER, _PASSWORD,
+// _DATABASE, _SCHEMA, _WAREHOUSE, _ROLE, _AUTHENTICATOR, _PRIVATE_KEY_PATH
+// and _TOKEN for OpenConfig. Password, key-pair (gosnowflake's SNOWFLAKE_JWT
+// authenticator), OAuth, programmatic access token and external-browser
+// authentication are gosnowflake's own; this package only picks one.
+//
+// # What it sends
+//
+// Pending is keyset pagination, never OFFSET: SELECT DISTINCT TO_VARCHAR(id)
+// ... WHERE TO_VARCHAR(id) > ? AND NOT EXISTS (target, misses, failures)
+// ORDER BY 1 LIMIT n, the cursor bound as TEXT.
+//
+// Commit, on one pinned session (the staging table is TEMPORARY, so it is
+// visible to its own session only): CREATE TEMPORARY TABLE IF NOT EXISTS
+// (once per session), TRUNCATE, then one INSERT per 16,384 rows whose twelve
+// ? are gosnowflake array binds (gosnowflake.Array): one statement carries a
+// whole chunk. From CLIENT_STAGE_ARRAY_BINDING_THRESHOLD bound values on
+// (65,280 by default, rows x columns) the driver itself uploads the arrays
+// as CSV to a temporary stage and binds the stage instead. Then, in one
+// transaction, MERGE INTO the target, misses and failures tables ON "ID",
+// and DELETEs that keep each ID in one place. Every step is keyed on ID, so
+// a re-run after a crash creates no duplicates. Table and column names are
+// loader.Ident values: validated, upper-cased and always quoted.
+//
+// # What the tests prove, and what they do not
+//
+// The tests run the real gosnowflake driver against a stand-in for
+// Snowflake's HTTP endpoints written for them (standin_test.go: login,
+// query-request, session, heartbeat, telemetry, and a GCS-style upload
+// endpoint; httptest on 127.0.0.1, protocol=http). No public Snowflake
+// emulator serves gosnowflake's array binds. The stand-in records every
+// statement with its typed binds and answers SELECTs from fixtures; it
+// evaluates no SQL. They prove:
+//
+//   - the DSN and environment configurations log in (account, user,
+//     password in the login request);
+//   - the exact SQL text, every identifier quoted, hostile names refused;
+//   - the keyset cursor query and its binds (TEXT cursor, TIMESTAMP_NTZ
+//     refresh cutoffs), with no OFFSET;
+//   - a 100,000-row Commit sent as 17 statements: seven INSERTs of typed
+//     array binds (TEXT, REAL, TIMESTAMP_NTZ, with NULLs) carrying every row
+//     once with its exact values, then BEGIN, three MERGEs on "ID", three
+//     DELETEs, COMMIT; ROLLBACK when a MERGE fails;
+//   - at Snowflake's default threshold, the driver's stage path for the same
+//     commit: CREATE TEMPORARY STAGE SYSTEM$BIND, PUT, an encrypted upload to
+//     a presigned URL (as on a GCS-hosted account), and an INSERT binding the
+//     stage; the test decrypts the uploads and finds every row once.
+//
+// Only a live account can prove that Snowflake accepts this SQL and does
+// what it says: MERGE and DELETE semantics, ALTER TABLE ... ADD COLUMN IF
+// NOT EXISTS, the temporary table in the target's schema, TO_VARCHAR's
+// rendering and ordering of numeric IDs, the cost of the anti-joins on every
+// page; that the server reads the staged CSV into the right columns; the S3
+// and Azure upload paths; key-pair, OAuth and browser logins; session
+// renewal on long runs; throughput. One detail rests on the driver's
+// behaviour without a live check: a chunk whose nullable column is all NULL
+// binds that column with gosnowflake's default type FIXED (the values are
+// NULL, so Snowflake should cast them to the column's type).
+package snowflake

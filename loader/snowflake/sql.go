@@ -1,0 +1,244 @@
+package snowflake
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/snowgate/snowgate/loader"
+)
+
+// Column names this package writes itself. Like every loader.Ident they are
+// upper-case and quoted.
+const (
+	colID         = `"ID"`
+	colOutcome    = `"OUTCOME"`
+	colLabel      = `"LABEL"`
+	colReason     = `"REASON"`
+	colAttempts   = `"ATTEMPTS"`
+	colFailedAt   = `"FAILED_AT"`
+	colResolvedAt = `"RESOLVED_AT"`
+
+	maxIdentPartSize = 255
+	// suffixStaging names the session's temporary staging table after the
+	// target, so it lives in the target's schema.
+	suffixStaging = "_SNOWGATE_STAGING"
+)
+
+// sfTypes spells the loader's column types in Snowflake SQL.
+var sfTypes = loader.TypeNames{
+	loader.TypeText: "VARCHAR", loader.TypeFloat: "FLOAT",
+	loader.TypeInt: "NUMBER(10,0)", loader.TypeTimestamp: "TIMESTAMP_NTZ",
+}
+
+// locationCols are the target's data columns (all but ID and RESOLVED_AT),
+// in the order of loader.TargetValues, which fills them.
+func locationCols() []loader.Column {
+	cols := loader.TargetColumns()
+	return cols[1 : len(cols)-1]
+}
+
+// stagingCols is the staging table's columns, which is also the order of the
+// bulk insert's binds (see columns.args).
+func stagingCols() []loader.Column {
+	cols := []loader.Column{{Name: "ID", Type: loader.TypeText}, {Name: "OUTCOME", Type: loader.TypeText}}
+	cols = append(cols, locationCols()...)
+	return append(cols, loader.Column{Name: "REASON", Type: loader.TypeText},
+		loader.Column{Name: "RESOLVED_AT", Type: loader.TypeTimestamp})
+}
+
+func quoted(cols []loader.Column) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = `"` + c.Name + `"`
+	}
+	return out
+}
+
+// tables holds the validated names every statement is built from.
+type tables struct {
+	source, idCol, target, misses, failures, staging loader.Ident
+}
+
+func newTables(lt loader.Tables) (tables, error) {
+	switch {
+	case lt.SourceFile != "":
+		return tables{}, fmt.Errorf("a source file (%s) is a DuckDB feature; on Snowflake load it into a table first", lt.SourceFile)
+	case lt.Source.String() == "" || lt.IDColumn.String() == "" || lt.Target.String() == "":
+		return tables{}, errors.New("source table, id column and target table must all be set (use loader.NewTables)")
+	case lt.IDColumn.String() != `"`+lt.IDColumn.Name()+`"`:
+		return tables{}, fmt.Errorf("id column %s must be a plain column name, not qualified", lt.IDColumn)
+	case len(lt.Target.Name())+len(suffixStaging) > maxIdentPartSize:
+		return tables{}, fmt.Errorf("target table name %s is too long to derive its %s table (max %d bytes)",
+			lt.Target, suffixStaging, maxIdentPartSize-len(suffixStaging))
+	}
+	return tables{
+		source:   lt.Source,
+		idCol:    lt.IDColumn,
+		target:   lt.Target,
+		misses:   lt.Misses(),
+		failures: lt.Failures(),
+		staging:  lt.Target.WithSuffix(suffixStaging),
+	}, nil
+}
+
+// setupSQL creates the target, misses and failures tables when missing (the
+// loader's shared column lists; Snowflake records but does not enforce the
+// primary key), and adds RESOLVED_AT to a target that predates it: the
+// original job's table had only the location columns.
+func (t tables) setupSQL() []string {
+	return []string{
+		loader.CreateTableSQL(t.target, loader.TargetColumns(), sfTypes),
+		fmt.Sprintf("ALTER TABLE %s ADD COLUMN IF NOT EXISTS %s TIMESTAMP_NTZ", t.target, colResolvedAt),
+		loader.CreateTableSQL(t.misses, loader.MissColumns(), sfTypes),
+		loader.CreateTableSQL(t.failures, loader.FailureColumns(), sfTypes),
+	}
+}
+
+// createStagingSQL creates the session's staging table. TEMPORARY: it lives
+// and dies with the pinned session, costs no Fail-safe storage and is never
+// seen by another session.
+func (t tables) createStagingSQL() string {
+	defs := make([]string, 0, len(stagingCols()))
+	for _, c := range stagingCols() {
+		defs = append(defs, fmt.Sprintf(`"%s" %s`, c.Name, sfTypes[c.Type]))
+	}
+	return fmt.Sprintf("CREATE TEMPORARY TABLE IF NOT EXISTS %s (%s)", t.staging, strings.Join(defs, ", "))
+}
+
+func (t tables) truncateStagingSQL() string {
+	return "TRUNCATE TABLE " + t.staging.String()
+}
+
+// insertStagingSQL is the bulk insert: every ? is bound to a whole column
+// array, so one statement carries a whole chunk of rows.
+func (t tables) insertStagingSQL() string {
+	cols := quoted(stagingCols())
+	marks := strings.TrimSuffix(strings.Repeat("?, ", len(cols)), ", ")
+	return fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", t.staging, strings.Join(cols, ", "), marks)
+}
+
+// sqlString quotes one of this package's own constants (an outcome name) as a
+// SQL string literal; user input is always bound, never passed here.
+func sqlString(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+func missOutcomes() string {
+	return sqlString(string(loader.OutcomeNotFound)) + ", " + sqlString(string(loader.OutcomeNoLocation))
+}
+
+// mergeSQL is the body of the commit transaction, in order: upsert found rows
+// into the target, misses into the misses table, failures into the failures
+// table (counting attempts), then remove each ID from the tables its new
+// outcome contradicts, so an ID is in at most one of target and misses and
+// leaves the failures table once it resolves.
+func (t tables) mergeSQL() []string {
+	found := "= " + sqlString(string(loader.OutcomeFound))
+	missed := "IN (" + missOutcomes() + ")"
+	failed := "= " + sqlString(string(loader.OutcomeFailed))
+	targetCols := quoted(loader.TargetColumns())
+	missCols := []string{colID, colOutcome, colLabel, colResolvedAt}
+	return []string{
+		t.merge(mergeSpec{into: t.target, where: found, cols: targetCols, src: targetCols}),
+		t.merge(mergeSpec{into: t.misses, where: missed, cols: missCols, src: missCols}),
+		t.merge(mergeSpec{into: t.failures, where: failed,
+			cols:    []string{colID, colReason, colFailedAt},
+			src:     []string{colID, colReason, colResolvedAt},
+			counter: colAttempts}),
+		t.deleteStaged(t.failures, "<> "+sqlString(string(loader.OutcomeFailed))),
+		t.deleteStaged(t.misses, found),
+		t.deleteStaged(t.target, missed),
+	}
+}
+
+// mergeSpec describes one MERGE from the staging table.
+type mergeSpec struct {
+	into  loader.Ident
+	where string   // condition on the staging OUTCOME column
+	cols  []string // columns of into, ID first
+	src   []string // staging columns feeding cols, in the same order
+	// counter, if set, is a column that starts at 1 and grows by one on
+	// every match.
+	counter string
+}
+
+// merge builds MERGE INTO m.into USING (staged rows) ON ID: matched rows get
+// every non-key column updated, new rows are inserted. The staging table
+// holds each ID once (Commit dedupes), so the MERGE is deterministic.
+func (t tables) merge(m mergeSpec) string {
+	var set, ins, vals []string
+	for i, c := range m.cols {
+		ins = append(ins, c)
+		vals = append(vals, "s."+m.src[i])
+		if i > 0 {
+			set = append(set, c+" = s."+m.src[i])
+		}
+	}
+	if m.counter != "" {
+		set = append(set, m.counter+" = t."+m.counter+" + 1")
+		ins = append(ins, m.counter)
+		vals = append(vals, "1")
+	}
+	return fmt.Sprintf("MERGE INTO %s t USING (SELECT %s FROM %s WHERE %s %s) s ON t.%s = s.%s"+
+		" WHEN MATCHED THEN UPDATE SET %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)",
+		m.into, strings.Join(m.src, ", "), t.staging, colOutcome, m.where, colID, colID,
+		strings.Join(set, ", "), strings.Join(ins, ", "), strings.Join(vals, ", "))
+}
+
+// deleteStaged deletes from tbl the staged IDs whose outcome matches where.
+func (t tables) deleteStaged(tbl loader.Ident, where string) string {
+	return fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s %s)",
+		tbl, colID, colID, t.staging, colOutcome, where)
+}
+
+// pendingSQL is the keyset page query: distinct source IDs as VARCHAR, above
+// the bound cursor, that no table already accounts for, ascending, limit
+// rows. It never uses OFFSET, so every page costs the same. The first page
+// (after == "") uses >= so that an empty-string ID is read too, like the
+// DuckDB warehouse does; the pipeline records it as invalid. The limit is an
+// int formatted here, not user text.
+func (t tables) pendingSQL(sel loader.Selection, after string, limit int) string {
+	op := ">"
+	if after == "" {
+		op = ">="
+	}
+	if sel.RetryFailed {
+		return fmt.Sprintf("SELECT %s FROM %s WHERE %s %s ? ORDER BY 1 LIMIT %s",
+			colID, t.failures, colID, op, strconv.Itoa(limit))
+	}
+	return fmt.Sprintf("SELECT DISTINCT %s AS %s FROM %s s WHERE %s AND %s %s ?%s ORDER BY 1 LIMIT %s",
+		t.sourceID(), colID, t.source, t.notNull(), t.sourceID(), op, t.notAccounted(sel), strconv.Itoa(limit))
+}
+
+// countSQL counts what pendingSQL would page through.
+func (t tables) countSQL(sel loader.Selection) string {
+	if sel.RetryFailed {
+		return fmt.Sprintf("SELECT COUNT(*) FROM %s", t.failures)
+	}
+	return fmt.Sprintf("SELECT COUNT(DISTINCT %s) FROM %s s WHERE %s%s",
+		t.sourceID(), t.source, t.notNull(), t.notAccounted(sel))
+}
+
+// sourceID is the source ID as text: the column may be any type, and the
+// keyset order, the comparison with the cursor and the joins are all on the
+// same VARCHAR form.
+func (t tables) sourceID() string { return "TO_VARCHAR(s." + t.idCol.String() + ")" }
+
+func (t tables) notNull() string { return "s." + t.idCol.String() + " IS NOT NULL" }
+
+// notAccounted excludes IDs already in the target, the misses or the
+// failures (failures are replayed only by RetryFailed). With
+// RefreshOlderThan, target and misses rows resolved before the bound cutoff
+// (and rows without a resolved-at time) count as not accounted for.
+func (t tables) notAccounted(sel loader.Selection) string {
+	fresh := ""
+	if sel.RefreshOlderThan > 0 {
+		fresh = " AND x." + colResolvedAt + " >= ?"
+	}
+	var b strings.Builder
+	for _, tbl := range []loader.Ident{t.target, t.misses} {
+		fmt.Fprintf(&b, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%s = %s%s)", tbl, colID, t.sourceID(), fresh)
+	}
+	fmt.Fprintf(&b, " AND NOT EXISTS (SELECT 1 FROM %s x WHERE x.%s = %s)", t.failures, colID, t.sourceID())
+	return b.String()
+}
