@@ -53,6 +53,10 @@ type Config struct {
 	Shards int
 	// Now is the clock, for tests; default time.Now.
 	Now func() time.Time
+	// L2, when set, is a cache shared with other processes behind this
+	// one (package cluster keeps one in Redis): see L2. Hits in the LRU
+	// never touch it. Default: none.
+	L2 L2
 }
 
 func (c Config) withDefaults() (Config, error) {

@@ -15,6 +15,9 @@ type metrics struct {
 	miss, coalesced atomic.Uint64
 	failures        prometheus.Counter
 	evictions       prometheus.Counter
+	// IDs looked up in the L2, by result; an error counts every ID asked.
+	l2Hits, l2Misses, l2Errors atomic.Uint64
+	l2StoreErrors              prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer, entries, hits func() float64) (*metrics, error) {
@@ -26,6 +29,10 @@ func newMetrics(reg prometheus.Registerer, entries, hits func() float64) (*metri
 		evictions: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "snowgate_cache_evictions_total",
 			Help: "Entries evicted to stay within the cache size.",
+		}),
+		l2StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "snowgate_cache_l2_store_errors_total",
+			Help: "Provider answers that could not be stored in the shared cache (--redis-url).",
 		}),
 	}
 	if reg == nil {
@@ -39,7 +46,11 @@ func newMetrics(reg prometheus.Registerer, entries, hits func() float64) (*metri
 		"Distinct IDs asked of the resolver, by how they were answered: hit (from the cache), "+
 			"miss (a provider lookup was started), coalesced (joined a lookup already in flight).",
 		[]string{"result"}, nil)}
-	for _, c := range []prometheus.Collector{req, m.failures, m.evictions, size} {
+	l2 := &l2Requests{m: m, desc: prometheus.NewDesc("snowgate_cache_l2_requests_total",
+		"IDs the in-process cache missed and looked for in the shared cache (--redis-url), by result: "+
+			"hit, miss, or error (the shared cache did not answer; the ID is fetched).",
+		[]string{"result"}, nil)}
+	for _, c := range []prometheus.Collector{req, m.failures, m.evictions, size, l2, m.l2StoreErrors} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("cache: register metrics: %w", err)
 		}
@@ -75,4 +86,18 @@ func (c *requests) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, c.hits(), "hit")
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.m.miss.Load()), "miss")
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.m.coalesced.Load()), "coalesced")
+}
+
+// l2Requests reports snowgate_cache_l2_requests_total.
+type l2Requests struct {
+	m    *metrics
+	desc *prometheus.Desc
+}
+
+func (c *l2Requests) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *l2Requests) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.m.l2Hits.Load()), "hit")
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.m.l2Misses.Load()), "miss")
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.m.l2Errors.Load()), "error")
 }

@@ -36,7 +36,8 @@ type Entry struct {
 type Outcome struct {
 	*Entry
 	Err error
-	// Hit is true when the answer came from the cache without waiting.
+	// Hit is true when the answer came from the cache (this process's, or
+	// the shared L2) without a provider call.
 	Hit bool
 }
 
@@ -44,7 +45,8 @@ type Outcome struct {
 type Stats struct {
 	IDs       int // input IDs
 	Distinct  int // distinct input IDs
-	Hits      int // distinct IDs answered from the cache
+	Hits      int // distinct IDs answered from the cache (the L2 included)
+	L2Hits    int // of Hits, those answered by the shared L2 (Config.L2)
 	Coalesced int // distinct IDs that joined a provider call already in flight
 	Fetched   int // provider lookups this call started
 	Failed    int // distinct IDs that ended in an error

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
-	"math"
 	"sync"
 	"sync/atomic"
 
@@ -22,7 +21,7 @@ func (r *Resolver) Resolve(ctx context.Context, id string) Outcome {
 	if e, ok := r.shardFor(h).get(id, r.clock()); ok {
 		return Outcome{Entry: e, Hit: true}
 	}
-	o, src := r.await(ctx, id, h)
+	o, src := r.await(ctx, id, h, r.cfg.L2 != nil)
 	var st Stats
 	st.tally(src, o.Err != nil)
 	r.m.add(st)
@@ -30,8 +29,9 @@ func (r *Resolver) Resolve(ctx context.Context, id string) Outcome {
 }
 
 // ResolveMany answers a batch: one Outcome per input ID, in input order.
-// Every distinct ID is looked up in the cache once; the misses are fetched
-// (or joined) with at most Config.Concurrency lookups waited on at once.
+// Every distinct ID is looked up in the cache once; with an L2 the misses
+// are then looked up there in one call; what is left is fetched (or joined)
+// with at most Config.Concurrency lookups waited on at once.
 // When ctx ends, the IDs not answered yet get ctx's error.
 func (r *Resolver) ResolveMany(ctx context.Context, ids []string) ([]Outcome, Stats) {
 	out := make([]Outcome, len(ids))
@@ -40,11 +40,14 @@ func (r *Resolver) ResolveMany(ctx context.Context, ids []string) ([]Outcome, St
 		return out, st
 	}
 	misses, dups := r.fromCache(ids, out, &st)
+	if len(misses) > 0 && r.cfg.L2 != nil {
+		misses = r.fromL2(ctx, ids, misses, out, &st)
+	}
 	if len(misses) > 0 {
 		r.fetchAll(ctx, ids, misses, out, &st)
-		for _, d := range dups {
-			out[d.at] = out[d.of]
-		}
+	}
+	for _, d := range dups {
+		out[d.at] = out[d.of]
 	}
 	r.m.add(st)
 	return out, st
@@ -101,7 +104,7 @@ func (r *Resolver) fetchAll(ctx context.Context, ids []string, misses []miss, ou
 				return
 			}
 			m := misses[k]
-			out[m.at], srcs[k] = r.await(ctx, ids[m.at], m.h)
+			out[m.at], srcs[k] = r.await(ctx, ids[m.at], m.h, false) // L2 already asked
 		}
 	}
 	if workers := min(r.cfg.Concurrency, len(misses)); workers == 1 {
@@ -124,6 +127,7 @@ type source uint8
 const (
 	abandoned source = iota // no answer: the caller gave up or the resolver closed
 	cached                  // the flight found it cached after all
+	sharedHit               // the flight found it in the L2
 	fetched                 // this caller's flight asked the provider
 	joined                  // joined a provider lookup another caller started
 )
@@ -132,6 +136,9 @@ func (st *Stats) tally(src source, failed bool) {
 	switch src {
 	case cached:
 		st.Hits++
+	case sharedHit:
+		st.Hits++
+		st.L2Hits++
 	case fetched:
 		st.Fetched++
 	case joined:
@@ -146,10 +153,12 @@ func (st *Stats) tally(src source, failed bool) {
 type flight struct {
 	e       *Entry
 	fetched bool // the provider was asked (false: found in the cache)
+	shared  bool // found in the L2
 }
 
 // await starts or joins the shared lookup of id and waits for it or ctx.
-func (r *Resolver) await(ctx context.Context, id string, h uint64) (Outcome, source) {
+// askL2 makes a flight this caller starts look in the L2 first.
+func (r *Resolver) await(ctx context.Context, id string, h uint64, askL2 bool) (Outcome, source) {
 	if err := ctx.Err(); err != nil {
 		return Outcome{Err: err}, abandoned
 	}
@@ -158,7 +167,7 @@ func (r *Resolver) await(ctx context.Context, id string, h uint64) (Outcome, sou
 	leader := false
 	ch := r.group.DoChan(id, func() (any, error) {
 		leader = true
-		return r.load(id, h)
+		return r.load(id, h, askL2)
 	})
 	if r.waiting != nil {
 		r.waiting(id)
@@ -168,6 +177,8 @@ func (r *Resolver) await(ctx context.Context, id string, h uint64) (Outcome, sou
 		fl, _ := res.Val.(flight)
 		src := cached
 		switch {
+		case fl.shared:
+			src = sharedHit
 		case fl.fetched && leader:
 			src = fetched
 		case fl.fetched:
@@ -186,7 +197,7 @@ func (r *Resolver) await(ctx context.Context, id string, h uint64) (Outcome, sou
 
 // load is the body of one shared lookup, run in singleflight's goroutine on
 // the resolver's context.
-func (r *Resolver) load(id string, h uint64) (fl flight, err error) {
+func (r *Resolver) load(id string, h uint64, askL2 bool) (fl flight, err error) {
 	r.mu.RLock()
 	if r.closed {
 		r.mu.RUnlock()
@@ -208,6 +219,11 @@ func (r *Resolver) load(id string, h uint64) (fl flight, err error) {
 	if e, ok := s.get(id, r.clock()); ok {
 		return flight{e: e}, nil
 	}
+	if askL2 {
+		if e, ok := r.lookupL2(id, h); ok {
+			return flight{e: e, shared: true}, nil
+		}
+	}
 	fl.fetched = true
 	res, err := r.up.Lookup(r.life, id)
 	if err != nil {
@@ -220,17 +236,10 @@ func (r *Resolver) load(id string, h uint64) (fl flight, err error) {
 	if err != nil {
 		return fl, err
 	}
-	ttl := r.cfg.TTL
-	if e.Status != locapi.Found {
-		ttl = r.cfg.NegativeTTL
-	}
-	now := r.clock()
-	exp := now + int64(ttl)
-	if exp < now { // a TTL too long to add means forever
-		exp = math.MaxInt64
-	}
-	if s.add(id, item{e: e, expires: exp}) {
-		r.m.evictions.Inc()
+	ttl := r.ttlFor(e.Status)
+	r.store(id, h, e, ttl, r.clock())
+	if r.cfg.L2 != nil {
+		r.storeL2(id, e, ttl)
 	}
 	fl.e = e
 	return fl, nil

@@ -1,9 +1,9 @@
 // Package gateway is the Snowflake external-function remote service: it
 // takes batches of rows over HTTP in Snowflake's JSON format, resolves their
 // IDs through one Resolver, and answers every row in order. It handles
-// compression, idempotent retries and asynchronous polling by batch id, an
-// in-flight row cap (429 above it), an optional shared secret, and a
-// draining shutdown.
+// compression, idempotent retries and asynchronous polling by batch id (in
+// a JobStore shared by several replicas, optionally), an in-flight row cap
+// (429 above it), an optional shared secret, and a draining shutdown.
 package gateway
 
 import (
@@ -105,6 +105,20 @@ type Config struct {
 	// Metrics, if set, is served at /metrics (for example promhttp over
 	// the registry passed to New).
 	Metrics http.Handler
+	// Shared, when set, keeps batches by batch id where every replica sees
+	// them (package cluster keeps them in Redis): any replica answers any
+	// poll, and a batch re-sent to another replica waits for the answer of
+	// the replica working on it instead of being worked on again. While
+	// the store is unreachable, a batch runs on the replica it reaches (as
+	// without a store) and is shared once the store is back; polls for
+	// batches unknown here get 202 meanwhile, so a poll is never failed
+	// for a batch that may run elsewhere. Default: nil, this replica's own
+	// table only.
+	Shared JobStore
+	// ClaimLease is how long a replica's claim on a batch outlives its last
+	// renewal (every third of it while the batch runs): a batch whose
+	// replica died is taken over after it. Default 10s, at least 30ms.
+	ClaimLease time.Duration
 }
 
 const (
@@ -137,6 +151,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxResultBytes, defaultResultBytes)
 	setDefault(&c.MaxInflightRows, defaultMaxInflight)
 	setDefault(&c.ShutdownTimeout, defaultShutdownTO)
+	setDefault(&c.ClaimLease, defaultClaimLease)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -150,6 +165,8 @@ func (c Config) withDefaults() (Config, error) {
 	case c.MaxBody < 0, c.MaxResponse < 0, c.BatchTimeout < 0, c.AsyncTimeout < 0, c.ResultTTL < 0,
 		c.MaxResults < 0, c.MaxResultBytes < 0, c.MaxInflightRows < 0, c.ShutdownTimeout < 0:
 		return c, errors.New("sizes, counts and durations must not be negative")
+	case c.ClaimLease < minClaimLease:
+		return c, fmt.Errorf("claim lease %v: want at least %v", c.ClaimLease, minClaimLease)
 	case (c.AuthHeader == "") != (c.AuthSecret == ""):
 		return c, errors.New("auth header and auth secret must be set together")
 	}
@@ -194,6 +211,9 @@ type Server struct {
 	bodies  sync.Pool // *bytes.Buffer for request bodies
 	gzips   sync.Pool // *gzip.Writer
 	serving atomic.Bool
+	// storeFailing is set while Config.Shared is unreachable, so the
+	// outage is logged once.
+	storeFailing atomic.Bool
 }
 
 // New returns a Server answering through res. reg registers the gateway's
@@ -296,17 +316,26 @@ func (s *Server) drain(srv *http.Server, served <-chan error) error {
 	return nil
 }
 
-// sweep forgets expired answers until ctx ends.
+// sweep forgets expired answers until ctx ends, and with a shared store
+// keeps again the answers it may have lost.
 func (s *Server) sweep(ctx context.Context) {
 	every := min(max(s.cfg.ResultTTL/10, time.Second), time.Minute)
 	t := time.NewTicker(every)
 	defer t.Stop()
+	var republish <-chan time.Time
+	if s.cfg.Shared != nil {
+		rt := time.NewTicker(republishEvery)
+		defer rt.Stop()
+		republish = rt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			s.jobs.sweep(now)
+		case <-republish:
+			s.republish(ctx)
 		}
 	}
 }

@@ -117,7 +117,17 @@ func (s *Server) post(fn *function) gin.HandlerFunc {
 			s.reject(c, log, status, outcomeRejected, err)
 			return
 		}
-		j, started, err := s.jobs.start(key, b.len(), time.Now())
+		st := claimNone
+		if s.cfg.Shared != nil && key != "" {
+			var done bool
+			if st, done = s.settle(c, key, log); done {
+				return
+			}
+		}
+		j, started, err := s.jobs.startShared(key, b.len(), time.Now(), st)
+		if err != nil && st == claimHeld {
+			s.dropClaim(key)
+		}
 		switch {
 		case errors.Is(err, errDraining):
 			s.reject(c, log, http.StatusServiceUnavailable, outcomeDraining, err)
@@ -173,16 +183,23 @@ func checkFormat(h http.Header) error {
 // goes on and keeps its answer for Snowflake's retry.
 func (s *Server) await(c *gin.Context, j *job) {
 	var timeout <-chan time.Time
-	if s.cfg.Async && j.key != "" {
+	if s.asyncJob(j) {
 		t := time.NewTimer(s.cfg.BatchTimeout)
 		defer t.Stop()
 		timeout = t.C
+	}
+	if s.cfg.Shared != nil {
+		s.jobs.wait(j, 1)
+		defer s.jobs.wait(j, -1)
 	}
 	select {
 	case <-j.done:
 		s.write(c, j.status, j.body)
 	case <-timeout:
-		s.jobs.markAsync(j)
+		if !s.jobs.markAsync(j) { // it finished just now
+			s.write(c, j.status, j.body)
+			return
+		}
 		s.met.batches.WithLabelValues(outcomeAccepted).Inc()
 		c.Status(http.StatusAccepted)
 		c.Writer.WriteHeaderNow()
@@ -192,8 +209,15 @@ func (s *Server) await(c *gin.Context, j *job) {
 	}
 }
 
+// asyncJob reports whether j may answer 202: Async is on and the batch has
+// an id to poll by.
+func (s *Server) asyncJob(j *job) bool {
+	return s.cfg.Async && j.key != ""
+}
+
 // poll answers Snowflake's GET for an asynchronous batch: 202 while it runs,
-// its answer when done, 404 if the batch id is unknown here.
+// its answer when done, 404 if the batch id is unknown here (and, with a
+// shared store, to every replica).
 func (s *Server) poll(fn *function) gin.HandlerFunc {
 	return func(c *gin.Context) {
 		key := c.Request.Header.Get(hdrBatchID)
@@ -202,8 +226,12 @@ func (s *Server) poll(fn *function) gin.HandlerFunc {
 			return
 		}
 		j := s.jobs.get(jobKey(fn.path, key), time.Now())
+		if j == nil && s.cfg.Shared != nil {
+			s.pollShared(c, jobKey(fn.path, key), key)
+			return
+		}
 		if j == nil {
-			writeText(c, http.StatusNotFound, "unknown batch id "+strconv.Quote(truncate(key, 128))+
+			writeText(c, http.StatusNotFound, "unknown batch id "+quoteID(key)+
 				": never posted here, or its answer expired (see --result-ttl); with several replicas, route a query's polls to one replica")
 			return
 		}
@@ -221,14 +249,24 @@ func (s *Server) poll(fn *function) gin.HandlerFunc {
 // batch's metrics and summary line.
 func (s *Server) run(j *job, fn *function, b *batch, cl *call, log *slog.Logger, start time.Time) {
 	timeout := s.cfg.BatchTimeout
-	if s.cfg.Async && j.key != "" {
+	if s.asyncJob(j) {
 		timeout = s.cfg.AsyncTimeout
 	}
 	ctx, cancel := context.WithTimeout(s.jobCtx, timeout)
 	defer cancel()
+	// The claim is renewed even when the store was down at the start: the
+	// renewal makes it once the store is back, so polls there find it.
+	stopRenew := func() {}
+	if j.shared != claimNone {
+		stopRenew = s.renewClaim(j.key)
+	}
 	res := s.runSafely(ctx, fn, b, cl, log)
 	j.status, j.body = res.status, res.body
+	stopRenew()
 	s.jobs.finish(j, time.Now())
+	if j.shared != claimNone {
+		s.release(j)
+	}
 
 	d := time.Since(start)
 	s.met.batches.WithLabelValues(res.outcome).Inc()
@@ -304,6 +342,9 @@ func acceptsGzip(h string) bool {
 	}
 	return false
 }
+
+// quoteID quotes a batch id for an error message.
+func quoteID(id string) string { return strconv.Quote(truncate(id, 128)) }
 
 // writeText sends a one-line plain-text answer: what Snowflake shows the SQL
 // user for a 4xx.

@@ -14,6 +14,16 @@ type job struct {
 	rows int    // rows admitted against the in-flight cap
 	// async is set (under jobTable.mu) once a POST has answered 202 for it.
 	async bool
+	// shared is how the job stands with Config.Shared; set at start.
+	shared claimState
+	// Under jobTable.mu, used with Config.Shared only: waiters counts the
+	// POSTs waiting for the job here, unheard records that none was when
+	// it finished, keep that its answer belongs in the store, and keptGen
+	// the store generation it was last kept under (0: not yet).
+	waiters int
+	unheard bool
+	keep    bool
+	keptGen uint64
 
 	done    chan struct{}
 	status  int
@@ -80,6 +90,11 @@ func newJobTable(ttl time.Duration, maxRows, maxKept int, maxBytes int64, onChan
 // whole cap is admitted when nothing else runs, so it cannot be refused
 // forever. Errors: errDraining, errOverloaded.
 func (t *jobTable) start(key string, rows int, now time.Time) (j *job, started bool, err error) {
+	return t.startShared(key, rows, now, claimNone)
+}
+
+// startShared is start for a job that stands as st with the shared store.
+func (t *jobTable) startShared(key string, rows int, now time.Time, st claimState) (j *job, started bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if old := t.lookup(key, now); old != nil && !old.failed() {
@@ -91,7 +106,7 @@ func (t *jobTable) start(key string, rows int, now time.Time) (j *job, started b
 	if t.rowsInFlight > 0 && t.rowsInFlight+rows > t.maxRows {
 		return nil, false, errOverloaded
 	}
-	j = &job{key: key, rows: rows, done: make(chan struct{})}
+	j = &job{key: key, rows: rows, shared: st, done: make(chan struct{})}
 	t.rowsInFlight += rows
 	t.running++
 	if key != "" {
@@ -119,13 +134,15 @@ func (t *jobTable) lookup(key string, now time.Time) *job {
 	return j
 }
 
-// markAsync records that a POST answered 202 for j, for the async gauge.
-func (t *jobTable) markAsync(j *job) {
+// markAsync records that a POST is about to answer 202 for j, for the
+// async gauge and the shared store. It returns false, marking nothing, if j
+// is done already: the POST should answer with its result instead.
+func (t *jobTable) markAsync(j *job) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	select {
 	case <-j.done:
-		return
+		return false
 	default:
 	}
 	if !j.async {
@@ -133,6 +150,53 @@ func (t *jobTable) markAsync(j *job) {
 		t.asyncRunning++
 		t.changed()
 	}
+	return true
+}
+
+// wait counts a POST starting (+1) or ending (-1) its wait for j.
+func (t *jobTable) wait(j *job, delta int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	j.waiters += delta
+}
+
+// audience reports, for a finished job, whether it went asynchronous and
+// whether nobody was waiting for it here when it finished.
+func (t *jobTable) audience(j *job) (async, unheard bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return j.async, j.unheard
+}
+
+// setKept records that j's answer belongs in the shared store, and, if ok,
+// that it was kept there under generation gen.
+func (t *jobTable) setKept(j *job, gen uint64, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	j.keep = true
+	if ok {
+		j.keptGen = gen
+	}
+}
+
+// pending is a kept answer to hand to the shared store again.
+type pending struct {
+	j   *job
+	ttl time.Duration // what is left of its result TTL
+}
+
+// unpublished lists the finished answers that belong in the shared store
+// but were not kept there under generation gen.
+func (t *jobTable) unpublished(gen uint64, now time.Time) []pending {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []pending
+	for _, j := range t.kept[t.keptHead:] {
+		if j.keep && j.keptGen != gen && j.expires.After(now) {
+			out = append(out, pending{j: j, ttl: j.expires.Sub(now)})
+		}
+	}
+	return out
 }
 
 // finish publishes j's answer (set by the caller) and keeps it for the TTL
@@ -142,6 +206,7 @@ func (t *jobTable) finish(j *job, now time.Time) {
 	defer t.mu.Unlock()
 	t.rowsInFlight -= j.rows
 	t.running--
+	j.unheard = j.waiters == 0
 	if j.async {
 		t.asyncRunning--
 	}

@@ -29,6 +29,7 @@ type metrics struct {
 	inflight  prometheus.Gauge
 	asyncJobs prometheus.Gauge
 	kept      prometheus.Gauge
+	shared    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -62,11 +63,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "snowgate_gateway_results_kept",
 			Help: "Finished answers kept by batch id for retries and polls.",
 		}),
+		shared: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "snowgate_gateway_shared_batches_total",
+			Help: "New batches settled with the shared job store (--redis-url), by result: claimed (worked on here), " +
+				"replayed (another replica's answer), followed (waited on another replica), " +
+				"unreachable (store down: worked on here, synchronously).",
+		}, []string{"result"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.rows, m.lookups, m.duration, m.inflight, m.asyncJobs, m.kept} {
+	for _, c := range []prometheus.Collector{m.batches, m.rows, m.lookups, m.duration, m.inflight, m.asyncJobs, m.kept, m.shared} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering gateway metrics: %w", err)
 		}

@@ -30,6 +30,9 @@ const (
 	// slotLen and slots make the one-second window of answers.
 	slotLen = 100 * time.Millisecond
 	slots   = 10
+	// adoptSlack ignores a shared rate within 0.1% of ours: that is the
+	// same rate read at another moment of its recovery, not a cut.
+	adoptSlack = 0.001
 )
 
 // adaptive lowers the limiter's rate when the provider throttles (AIMD) and
@@ -45,12 +48,14 @@ const (
 // provider's Retry-After.
 type adaptive struct {
 	lims           []*rate.Limiter // all set to the same rate
+	bursts         []int           // each limiter's burst at full scale
 	ceiling, floor float64
 	onChange       func(limit float64)
 	born           time.Time
 
 	mu       sync.Mutex // guards everything below, which changes together
 	cur      float64
+	scale    float64 // the limiters run at cur*scale: 1, or a share while a shared budget is unreachable
 	lastCut  time.Time
 	lastGrow time.Time
 	answers  [slots]int   // non-429 answers per slot
@@ -58,7 +63,11 @@ type adaptive struct {
 }
 
 func newAdaptive(lims []*rate.Limiter, ceiling, floor float64, now time.Time, onChange func(float64)) *adaptive {
-	return &adaptive{lims: lims, ceiling: ceiling, floor: min(floor, ceiling), onChange: onChange, cur: ceiling, born: now}
+	a := &adaptive{lims: lims, ceiling: ceiling, floor: min(floor, ceiling), onChange: onChange, cur: ceiling, scale: 1, born: now}
+	for _, l := range lims {
+		a.bursts = append(a.bursts, l.Burst())
+	}
+	return a
 }
 
 // answered records an answer other than 429 (one the provider's limiter let
@@ -126,18 +135,68 @@ func (a *adaptive) recover(now time.Time) {
 	a.set(now, min(a.ceiling, a.cur+growShare*a.ceiling*elapsed.Seconds()))
 }
 
+// set makes limit the rate; a.mu must be held.
 func (a *adaptive) set(now time.Time, limit float64) {
 	a.cur = limit
 	for _, l := range a.lims {
-		l.SetLimitAt(now, rate.Limit(limit))
+		l.SetLimitAt(now, rate.Limit(limit*a.scale))
 	}
 	if a.onChange != nil {
-		a.onChange(limit)
+		a.onChange(limit * a.scale)
 	}
 }
 
+// adopt takes over a rate another process cut the shared budget to, if it
+// is lower than ours. It counts as a cut made now: requests paced before
+// were paced at the old rate, and their 429s must not cut again.
+func (a *adaptive) adopt(now time.Time, shared float64) (float64, bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	next := max(a.floor, min(shared, a.ceiling))
+	if next >= a.cur*(1-adoptSlack) {
+		return a.cur, false
+	}
+	a.lastCut, a.lastGrow = now, now
+	a.set(now, next)
+	return a.cur, true
+}
+
+// setScale runs the limiters at share s of the rate, their bursts scaled
+// alike, so several processes falling back to their shares together stay
+// within the provider's rate and burst.
+func (a *adaptive) setScale(now time.Time, s float64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if s == a.scale {
+		return
+	}
+	a.scale = s
+	for i, l := range a.lims {
+		b := a.bursts[i]
+		// The limiters clamp their tokens to a lowered burst on next use.
+		l.SetBurstAt(now, max(min(2, b), int(float64(b)*s)))
+	}
+	a.set(now, a.cur)
+}
+
+// rate is the rate the limiters run at now.
 func (a *adaptive) rate() float64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	return a.cur * a.scale
+}
+
+// current is the adaptive rate before any share is applied.
+func (a *adaptive) current() float64 {
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	return a.cur
+}
+
+// recovery is how long recovering from limit back to the ceiling takes.
+func (a *adaptive) recovery(limit float64) time.Duration {
+	if limit >= a.ceiling {
+		return 0
+	}
+	return time.Duration((a.ceiling - limit) / (growShare * a.ceiling) * float64(time.Second))
 }

@@ -55,6 +55,18 @@ type Config struct {
 	Transport http.RoundTripper
 	// Logger receives retries and rate changes. Default: discard.
 	Logger *slog.Logger
+	// Budget, when set, is a budget shared with the other processes that
+	// call the same provider: every request also books a slot in it, after
+	// the local limiter, and a 429 back-off made by any of them applies to
+	// all. Give each process the provider's whole Rate: the local limiter
+	// then only stops one process from taking more than the provider
+	// allows. Needs Rate > 0. Default: none, this process alone.
+	Budget Budget
+	// BudgetShare is the share of Rate (and of the burst) this process
+	// keeps to while Budget cannot be reached: 1/(processes sharing it)
+	// keeps them all within the provider's rate. In (0, 1]; default
+	// DefaultBudgetShare.
+	BudgetShare float64
 }
 
 // withDefaults validates c and fills in the defaults.
@@ -70,6 +82,10 @@ func (c Config) withDefaults() (Config, error) {
 		return c, errors.New("rate and min rate must be finite, min rate not negative")
 	case c.Rate > 0 && c.MinRate > c.Rate:
 		return c, fmt.Errorf("min rate %g is above rate %g", c.MinRate, c.Rate)
+	case c.Budget != nil && !(c.Rate > 0):
+		return c, errors.New("a shared budget needs a rate: set Rate to the provider's")
+	case math.IsNaN(c.BudgetShare) || c.BudgetShare < 0 || c.BudgetShare > 1:
+		return c, fmt.Errorf("budget share %g is not in (0, 1]", c.BudgetShare)
 	}
 	for i := 0; i < len(c.Token); i++ {
 		if b := c.Token[i]; b < 0x20 || b == 0x7f {
@@ -87,6 +103,9 @@ func (c Config) withDefaults() (Config, error) {
 	c.MaxIDLen = orDefault(c.MaxIDLen, DefaultMaxIDLen)
 	if c.MinRate == 0 {
 		c.MinRate = c.Rate / 20
+	}
+	if c.BudgetShare == 0 {
+		c.BudgetShare = DefaultBudgetShare
 	}
 	if c.MaxBackoff < c.BaseBackoff {
 		c.MaxBackoff = c.BaseBackoff
@@ -121,6 +140,7 @@ type Client struct {
 	lim       *rate.Limiter // paces requests in FIFO order; nil: unlimited
 	gate      *rate.Limiter // re-checks the pace at the moment of sending
 	adapt     *adaptive     // nil: unlimited
+	budget    *shared       // nil: no shared budget
 	m         *metrics
 	log       *slog.Logger
 	n         counters
@@ -161,9 +181,20 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	}
 	if cfg.Rate > 0 {
 		ceiling, burst, now := cfg.Rate*headroom, max(1, cfg.Burst/2), time.Now()
-		c.lim, c.gate = emptyLimiter(ceiling, burst, now), emptyLimiter(ceiling, gateBurst(ceiling, burst), now)
+		gb := gateBurst(ceiling, burst)
+		if cfg.Budget != nil {
+			// This process sends only a share of the provider's traffic, so
+			// its gate would sit full: bound what it lets through at once
+			// to its share, and leave the provider's burst to the sum of
+			// every process's jitter.
+			gb = max(2, int(float64(gb)*cfg.BudgetShare))
+		}
+		c.lim, c.gate = emptyLimiter(ceiling, burst, now), emptyLimiter(ceiling, gb, now)
 		c.adapt = newAdaptive([]*rate.Limiter{c.lim, c.gate}, ceiling, cfg.MinRate, now, m.rateLimit.Set)
 		m.rateLimit.Set(ceiling)
+		if cfg.Budget != nil {
+			c.budget = newShared(cfg.Budget, cfg.BudgetShare, sharedBurst(cfg.Burst), c.adapt, cfg.Logger, m.budgetFallback)
+		}
 	}
 	c.closing, c.cancelAll = context.WithCancel(context.Background())
 	return c, nil
@@ -207,8 +238,9 @@ func newTransport(cfg Config) *http.Transport {
 }
 
 // Rate is the limiter's current rate in requests/s: 1% under Config.Rate
-// (headroom against jitter), lowered after 429s, then recovering; 0 means
-// unlimited.
+// (headroom against jitter), lowered after 429s (this process's or, with a
+// Budget, any sharing process's), then recovering, and at BudgetShare of
+// that while the Budget cannot be reached; 0 means unlimited.
 func (c *Client) Rate() float64 {
 	if c.adapt == nil {
 		return 0

@@ -707,7 +707,7 @@ func TestMetrics(t *testing.T) {
 		{"retries", testutil.ToFloat64(c.m.retries), 1},
 		{"rate limit", testutil.ToFloat64(c.m.rateLimit), 1000 * headroom},
 		{"inflight back to zero", testutil.ToFloat64(c.m.inflight), 0},
-		{"series registered", float64(mustCount(t, reg)), 6},
+		{"series registered", float64(mustCount(t, reg)), 7}, // the budget fallback gauge included
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -189,7 +189,7 @@ func (c *Client) attempt(ctx context.Context, id string, u *url.URL, n int) (Res
 	}
 	defer resp.Body.Close()
 	c.m.requests.WithLabelValues(strconv.Itoa(resp.StatusCode)).Inc()
-	res, err := c.answer(resp, id, reserved)
+	res, err := c.answer(ctx, resp, id, reserved)
 	c.m.duration.Observe(time.Since(sent).Seconds())
 	var br *errBodyRead
 	if errors.As(err, &br) {
@@ -215,19 +215,28 @@ func (c *Client) acquire(ctx context.Context) (time.Time, error) {
 	return reserved, nil
 }
 
-// waitToken takes a token from the pacer, then passes the gate. It fails
-// at once when a token comes due after ctx's deadline, and returns when it
-// reserved the pacer's token.
+// waitToken takes a token from the pacer, then a slot in the shared budget
+// if there is one, then passes the gate. It fails at once when a token
+// comes due after ctx's deadline, and returns when it reserved the pacer's
+// token.
 func (c *Client) waitToken(ctx context.Context) (time.Time, error) {
 	now := time.Now()
 	if c.lim == nil {
 		return now, nil
 	}
 	c.adapt.recover(now)
+	if c.budget != nil {
+		c.budget.sync(ctx, now)
+	}
 	r := c.lim.ReserveN(now, 1)
 	if err := sleep(ctx, "a rate-limit token", r.DelayFrom(now)); err != nil {
 		r.CancelAt(time.Now())
 		return now, err
+	}
+	if c.budget != nil {
+		if err := c.budget.take(ctx); err != nil {
+			return now, err
+		}
 	}
 	return now, c.pass(ctx)
 }
@@ -276,7 +285,7 @@ func (c *Client) describe(ctx, actx context.Context, err error) error {
 
 // answer turns a response into a Result or a classified error; reserved is
 // when the request's limiter token was reserved.
-func (c *Client) answer(resp *http.Response, id string, reserved time.Time) (Result, error) {
+func (c *Client) answer(ctx context.Context, resp *http.Response, id string, reserved time.Time) (Result, error) {
 	if c.adapt != nil && resp.StatusCode != http.StatusTooManyRequests {
 		c.adapt.answered(time.Now())
 	}
@@ -296,12 +305,12 @@ func (c *Client) answer(resp *http.Response, id string, reserved time.Time) (Res
 		if code == http.StatusTooManyRequests || code >= 500 {
 			se.RetryAfter, _ = parseRetryAfter(resp.Header.Get("Retry-After"), time.Now())
 		}
-		c.count(se, reserved)
+		c.count(ctx, se, reserved)
 		return Result{}, se
 	}
 }
 
-func (c *Client) count(se *StatusError, reserved time.Time) {
+func (c *Client) count(ctx context.Context, se *StatusError, reserved time.Time) {
 	switch {
 	case se.Code == http.StatusTooManyRequests:
 		c.n.throttled.Add(1)
@@ -310,6 +319,9 @@ func (c *Client) count(se *StatusError, reserved time.Time) {
 		}
 		if r, cut := c.adapt.throttled(reserved, time.Now()); cut {
 			c.log.Info("provider throttled; lowering request rate", "rate", r)
+			if c.budget != nil {
+				c.budget.lower(ctx, r)
+			}
 		}
 	case se.Code >= 500:
 		c.n.serverErrors.Add(1)

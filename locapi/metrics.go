@@ -16,6 +16,8 @@ type metrics struct {
 	duration    prometheus.Histogram
 	rateLimit   prometheus.Gauge
 	inflight    prometheus.Gauge
+	// budgetFallback is 1 while a shared budget is unreachable.
+	budgetFallback prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -46,11 +48,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "snowgate_upstream_inflight",
 			Help: "Requests to the location provider in flight.",
 		}),
+		budgetFallback: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "snowgate_upstream_budget_fallback",
+			Help: "1 while the shared provider budget (--redis-url) is unreachable or just back and this process paces itself at --redis-local-share of the rate.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.retries, m.limiterWait, m.duration, m.rateLimit, m.inflight} {
+	for _, c := range []prometheus.Collector{m.requests, m.retries, m.limiterWait, m.duration, m.rateLimit, m.inflight, m.budgetFallback} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering metrics: %w", err)
 		}

@@ -1,15 +1,19 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/snowgate/snowgate/cache"
+	"github.com/snowgate/snowgate/cluster"
 	"github.com/snowgate/snowgate/locapi"
 )
 
@@ -29,6 +33,9 @@ type resolverFlags struct {
 	cacheSize   int
 	cacheTTL    time.Duration
 	negativeTTL time.Duration
+	redisURL    string
+	redisPrefix string
+	redisShare  float64
 }
 
 func addResolverFlags(fs *flag.FlagSet) *resolverFlags {
@@ -42,13 +49,37 @@ func addResolverFlags(fs *flag.FlagSet) *resolverFlags {
 	fs.IntVar(&rf.cacheSize, "cache-size", 100_000, "resolved IDs kept in memory (LRU)")
 	fs.DurationVar(&rf.cacheTTL, "cache-ttl", 24*time.Hour, "how long a found record is served from the cache")
 	fs.DurationVar(&rf.negativeTTL, "negative-ttl", time.Hour, "how long a not-found or no-location answer is served from the cache")
+	fs.StringVar(&rf.redisURL, "redis-url", "",
+		"Redis shared by every replica and backfill (redis://[user:password@]host:6379/0, rediss:// for TLS): one provider budget, "+
+			"a shared cache and async batches any replica can answer; empty = this process alone. Prefer the environment variable: it may hold a password")
+	fs.StringVar(&rf.redisPrefix, "redis-prefix", cluster.DefaultPrefix, "prefix of every Redis key; deployments sharing one Redis need different ones")
+	fs.Float64Var(&rf.redisShare, "redis-local-share", locapi.DefaultBudgetShare,
+		"share of --rate this process keeps to while Redis is unreachable; 1/(replicas + backfills) keeps them all within the provider's limit")
 	return rf
 }
 
 // build makes the provider client and the resolver over it. close releases
 // both; call it once the last user is done.
 func (rf *resolverFlags) build(reg prometheus.Registerer, logger *slog.Logger) (res *cache.Resolver, client *locapi.Client, close func(), err error) {
-	client, err = locapi.New(locapi.Config{
+	p, err := rf.assemble(reg, logger)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	return p.res, p.client, p.close, nil
+}
+
+// parts are what the resolver flags build.
+type parts struct {
+	res    *cache.Resolver
+	client *locapi.Client
+	shared *cluster.Client // nil without --redis-url
+	close  func()
+}
+
+// assemble is build, also returning the Redis client (for the gateway's
+// shared jobs) when --redis-url is set.
+func (rf *resolverFlags) assemble(reg prometheus.Registerer, logger *slog.Logger) (*parts, error) {
+	lc := locapi.Config{
 		URL:         rf.upstreamURL,
 		Token:       os.Getenv("SNOWGATE_UPSTREAM_TOKEN"),
 		Rate:        rf.rate,
@@ -57,19 +88,65 @@ func (rf *resolverFlags) build(reg prometheus.Registerer, logger *slog.Logger) (
 		Timeout:     rf.timeout,
 		MaxIDLen:    rf.maxIDLen,
 		Logger:      logger,
-	}, reg)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("provider client: %w", err)
 	}
-	res, err = cache.New(client, cache.Config{
+	cc := cache.Config{
 		Size:        rf.cacheSize,
 		TTL:         rf.cacheTTL,
 		NegativeTTL: rf.negativeTTL,
 		Concurrency: rf.concurrency,
-	}, reg)
+	}
+	shared, err := rf.shared(reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	closeShared := func() {}
+	if shared != nil {
+		closeShared = func() { shared.Close() }
+		lc.Budget, lc.BudgetShare = shared.Budget(providerName(rf.upstreamURL)), rf.redisShare
+		cc.L2 = shared.Records()
+	}
+	client, err := locapi.New(lc, reg)
+	if err != nil {
+		closeShared()
+		return nil, fmt.Errorf("provider client: %w", err)
+	}
+	res, err := cache.New(client, cc, reg)
 	if err != nil {
 		client.Close()
-		return nil, nil, nil, fmt.Errorf("resolver: %w", err)
+		closeShared()
+		return nil, fmt.Errorf("resolver: %w", err)
 	}
-	return res, client, func() { res.Close(); client.Close() }, nil
+	return &parts{res: res, client: client, shared: shared,
+		close: func() { res.Close(); client.Close(); closeShared() }}, nil
+}
+
+// shared connects to --redis-url, if set. Redis need not be up: until it
+// is, the process works alone (and says so once).
+func (rf *resolverFlags) shared(reg prometheus.Registerer, logger *slog.Logger) (*cluster.Client, error) {
+	if rf.redisURL == "" {
+		return nil, nil
+	}
+	if !(rf.redisShare > 0 && rf.redisShare <= 1) {
+		return nil, fmt.Errorf("%w: --redis-local-share %g: want a share in (0, 1], e.g. 1/(replicas + backfills)", errUsage, rf.redisShare)
+	}
+	cluster.SetLibraryLogger(logger)
+	c, err := cluster.New(rf.redisURL, cluster.Config{Prefix: rf.redisPrefix, Logger: logger}, reg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --redis-url: %v", errUsage, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := c.Ping(ctx); err == nil {
+		logger.Info("redis reachable: provider budget, cache and async batches shared", "prefix", rf.redisPrefix)
+	}
+	return c, nil
+}
+
+// providerName keys the shared budget: the provider's host, so processes
+// pointed at the same provider share one budget whatever their templates.
+func providerName(template string) string {
+	if u, err := url.Parse(strings.ReplaceAll(template, "{id}", "x")); err == nil && u.Host != "" {
+		return strings.ToLower(u.Host)
+	}
+	return template
 }

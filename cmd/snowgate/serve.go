@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,13 +22,23 @@ const serveSynopsis = `Serve the Snowflake external function: POST {"data":[[row
 and get {"data":[[row, location], ...]}, resolved through the cache and the
 rate-limited provider. Also /healthz, /readyz and /metrics.
 The shared secret for --auth-header is read from SNOWGATE_AUTH_SECRET only, and
-the provider token from SNOWGATE_UPSTREAM_TOKEN only.`
+the provider token from SNOWGATE_UPSTREAM_TOKEN only. Several replicas (and
+backfills) given the same --redis-url share one provider budget (give each the
+provider's whole --rate), one cache, and the async batches.`
 
-// runServe serves until ctx is cancelled (SIGTERM), then drains and returns.
-func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+// serveFlags are serve's settings, as its flags fill them.
+type serveFlags struct {
+	listen string
+	cfg    gateway.Config
+	rf     *resolverFlags
+}
+
+// newServeFlags declares serve's flags.
+func newServeFlags(stdout io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs := newFlagSet("serve", serveSynopsis, stdout)
-	listen := fs.String("listen", ":8080", "address to listen on, host:port")
-	var cfg gateway.Config
+	sf := &serveFlags{}
+	cfg := &sf.cfg
+	fs.StringVar(&sf.listen, "listen", ":8080", "address to listen on, host:port")
 	fs.StringVar(&cfg.Path, "path", "/resolve_location", "URL path of the resolve_location function")
 	fs.StringVar(&cfg.OnRowError, "on-row-error", gateway.RowErrorNull,
 		"a row the provider failed: null, error ({\"error\": reason}) or fail (the batch answers 503 and Snowflake retries it)")
@@ -45,10 +56,17 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	fs.StringVar(&cfg.AuthHeader, "auth-header", "",
 		"header that must carry $SNOWGATE_AUTH_SECRET (e.g. sf-custom-shared-secret); empty = no check")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "time to finish running batches after SIGTERM")
-	rf := addResolverFlags(fs)
+	sf.rf = addResolverFlags(fs)
+	return fs, sf
+}
+
+// runServe serves until ctx is cancelled (SIGTERM), then drains and returns.
+func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	fs, sf := newServeFlags(stdout)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	cfg, rf := sf.cfg, sf.rf
 	cfg.AuthSecret = os.Getenv("SNOWGATE_AUTH_SECRET")
 	switch {
 	case cfg.AuthHeader != "" && cfg.AuthSecret == "":
@@ -61,24 +79,27 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	if err := registerProcessMetrics(reg); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	res, _, closeRes, err := rf.build(reg, logger)
+	p, err := rf.assemble(reg, logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	defer closeRes()
+	defer p.close()
+	if p.shared != nil {
+		cfg.Shared = p.shared.Jobs()
+	}
 	cfg.Logger = logger
 	cfg.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
-	gw, err := gateway.New(res, cfg, reg)
+	gw, err := gateway.New(p.res, cfg, reg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	ln, err := net.Listen("tcp", *listen)
+	ln, err := net.Listen("tcp", sf.listen)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
 	fmt.Fprintf(stdout, "snowgate serve: listening on %s, function at %s\n", ln.Addr(), cfg.Path)
 	logger.Info("serving", "addr", ln.Addr().String(), "path", cfg.Path, "async", cfg.Async,
-		"auth", cfg.AuthHeader != "", "on_row_error", cfg.OnRowError)
+		"auth", cfg.AuthHeader != "", "on_row_error", cfg.OnRowError, "redis", p.shared != nil)
 	return gw.Serve(ctx, ln)
 }
 
