@@ -31,6 +31,7 @@ func commands() []command {
 		{"serve", "Serve the Snowflake external function (POST batches of IDs, get locations).", runServe},
 		{"backfill", "Resolve every ID of a warehouse table into STANDARDIZED_LOCATIONS, resumably.", runBackfill},
 		{"demo", "Run the whole thing locally: DuckDB, simulator, backfill, gateway, report.", runDemo},
+		{"bench", "Measure snowgate against the simulator and the original workflow's strategy.", runBench},
 		{"sim", "Serve a SIMULATED location provider for trials and tests.", runSim},
 		{"healthcheck", "Exit 0 if the local server answers /healthz (for container health checks).", runHealthcheck},
 		{"version", "Print the version.", runVersion},
