@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every check the project has, as CI runs it: formatting, vet, module
-# tidiness, the release build, the tests under the race detector, and a short
-# fuzz of the request decoder.
+# tidiness, the release build, the tests under the race detector, a short
+# fuzz of the request decoder and the quick benchmark.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 unformatted=$(gofmt -l $(git ls-files '*.go'))
@@ -11,6 +11,10 @@ if [ -n "$unformatted" ]; then
 fi
 go vet ./...
 go mod tidy -diff
-OUT=$(mktemp -d)/snowgate bash scripts/build.sh
+bin=$(mktemp -d)/snowgate
+OUT=$bin bash scripts/build.sh
 go test -race -count=1 -timeout 20m ./...
 go test -run '^$' -fuzz '^FuzzDecodeBatch$' -fuzztime 15s ./gateway/
+# The published benchmark's quick preset: figures are not asserted, but it
+# fails if any row it checked was wrong.
+"$bin" bench --quick

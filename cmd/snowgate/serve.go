@@ -54,7 +54,7 @@ func newServeFlags(stdout io.Writer) (*flag.FlagSet, *serveFlags) {
 	fs.DurationVar(&cfg.ResultTTL, "result-ttl", 15*time.Minute, "how long finished answers are kept by batch id for retries and polls")
 	fs.IntVar(&cfg.MaxInflightRows, "max-inflight-rows", 131_072, "rows being worked on at most; a batch above it gets 429 at once")
 	fs.StringVar(&cfg.AuthHeader, "auth-header", "",
-		"header that must carry $SNOWGATE_AUTH_SECRET (e.g. sf-custom-shared-secret); empty = no check")
+		"header that must carry $SNOWGATE_AUTH_SECRET (e.g. sf-custom-snowgate-secret); empty = no check")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "time to finish running batches after SIGTERM")
 	sf.rf = addResolverFlags(fs)
 	return fs, sf

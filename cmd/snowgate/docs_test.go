@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/goccy/go-yaml"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/snowgate/snowgate/cache"
+	"github.com/snowgate/snowgate/gateway"
+	"github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/locapi"
+)
+
+// These tests keep the documents an admin copies from (README.md, sql/,
+// deploy/) in step with the real flags, defaults, paths and metrics.
+
+type flagDoc struct{ env, def string }
+
+var helpLine = regexp.MustCompile(`^  --([a-z0-9-]+)  \[(SNOWGATE_[A-Z0-9_]+)\](?: \(default (.*)\))?$`)
+
+// flagsOf runs `snowgate CMD --help` and reads its flag list.
+func flagsOf(t *testing.T, cmd string) map[string]flagDoc {
+	t.Helper()
+	var out bytes.Buffer
+	err := run(context.Background(), []string{cmd, "--help"}, &out, slog.New(slog.DiscardHandler))
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("snowgate %s --help: got %v; want flag.ErrHelp", cmd, err)
+	}
+	flags := map[string]flagDoc{}
+	for _, line := range strings.Split(out.String(), "\n") {
+		if m := helpLine.FindStringSubmatch(line); m != nil {
+			flags[m[1]] = flagDoc{env: m[2], def: m[3]}
+		}
+	}
+	if len(flags) == 0 {
+		t.Fatalf("snowgate %s --help lists no flags:\n%s", cmd, out.String())
+	}
+	return flags
+}
+
+// commandsWithFlags are the subcommands whose flags the README documents.
+var commandsWithFlags = []string{"serve", "backfill", "sim", "demo", "bench", "healthcheck"}
+
+// TestReadmeFlagTables checks every flag of every command against the
+// README's tables, both ways: no flag undocumented, no documented flag
+// missing, env twin and default as the binary says.
+func TestReadmeFlagTables(t *testing.T) {
+	readme := readFile(t, "../../README.md")
+	row := regexp.MustCompile("(?m)^\\| `--([a-z0-9-]+)` \\| `(SNOWGATE_[A-Z0-9_]+)` \\| `?([^|`]*)`? \\|")
+	documented := map[string]map[string]flagDoc{}
+	section := ""
+	for _, line := range strings.Split(readme, "\n") {
+		if strings.HasPrefix(line, "#### `snowgate ") {
+			section = strings.TrimSuffix(strings.TrimPrefix(line, "#### `snowgate "), "`")
+			documented[section] = map[string]flagDoc{}
+		}
+		if m := row.FindStringSubmatch(line); m != nil && section != "" {
+			documented[section][m[1]] = flagDoc{env: m[2], def: strings.TrimSpace(m[3])}
+		}
+	}
+	for _, cmd := range commandsWithFlags {
+		t.Run(cmd, func(t *testing.T) {
+			real, doc := flagsOf(t, cmd), documented[cmd]
+			if doc == nil {
+				t.Fatalf("README has no \"#### `snowgate %s`\" flag table", cmd)
+			}
+			for name, f := range real {
+				d, ok := doc[name]
+				switch {
+				case !ok:
+					t.Errorf("--%s is not in the README's table", name)
+				case d != f:
+					t.Errorf("--%s: README says %+v; the binary says %+v", name, d, f)
+				}
+			}
+			for name := range doc {
+				if _, ok := real[name]; !ok {
+					t.Errorf("README documents --%s, which snowgate %s does not have", name, cmd)
+				}
+			}
+		})
+	}
+}
+
+// TestSQLMatchesFlags checks that what sql/ tells an admin to pass exists.
+func TestSQLMatchesFlags(t *testing.T) {
+	flags, envs := map[string]bool{}, map[string]bool{
+		"SNOWGATE_AUTH_SECRET": true, "SNOWGATE_UPSTREAM_TOKEN": true, "SNOWGATE_LOG_LEVEL": true,
+	}
+	for _, cmd := range commandsWithFlags {
+		for name, f := range flagsOf(t, cmd) {
+			flags[name], envs[f.env] = true, true
+		}
+	}
+	serve := flagsOf(t, "serve")
+	docker := map[string]bool{"platform": true, "build-arg": true}
+	files, err := filepath.Glob("../../sql/*/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	top, _ := filepath.Glob("../../sql/*.sql")
+	files = append(files, top...)
+	if len(files) < 6 {
+		t.Fatalf("found %d SQL files; want tables, examples and one per deployment path", len(files))
+	}
+	flagRef := regexp.MustCompile(`(?:^|[\s'"(])--([a-z][a-z0-9-]+)`)
+	envRef := regexp.MustCompile(`\bSNOWGATE_[A-Z0-9_]+\b`)
+	custom := regexp.MustCompile(`(?is)HEADERS\s*=\s*\(\s*'([a-z0-9-]+)'`)
+	for _, f := range files {
+		text := readFile(t, f)
+		name := strings.TrimPrefix(f, "../../")
+		for _, m := range flagRef.FindAllStringSubmatch(text, -1) {
+			if !flags[m[1]] && !docker[m[1]] {
+				t.Errorf("%s mentions --%s, which no snowgate command has", name, m[1])
+			}
+		}
+		for _, e := range envRef.FindAllString(text, -1) {
+			if !envs[e] {
+				t.Errorf("%s mentions %s, which snowgate does not read", name, e)
+			}
+		}
+		for _, m := range custom.FindAllStringSubmatch(text, -1) {
+			if !strings.Contains(text, "sf-custom-"+strings.ToLower(m[1])) {
+				t.Errorf("%s sends header %q but never tells the gateway --auth-header sf-custom-%s", name, m[1], m[1])
+			}
+		}
+		if strings.Contains(name, "/") && strings.Contains(name, "external_function") || strings.Contains(name, "spcs") {
+			if !strings.Contains(text, serve["path"].def) {
+				t.Errorf("%s does not route to the gateway's default path %s", name, serve["path"].def)
+			}
+			if !regexp.MustCompile(`(?i)resolve_location\s*\(\s*id\s+VARCHAR\s*\)\s*RETURNS\s+VARIANT`).MatchString(text) {
+				t.Errorf("%s does not create resolve_location(id VARCHAR) RETURNS VARIANT", name)
+			}
+		}
+	}
+}
+
+// TestTablesSQLMatchesLoader checks that sql/tables.sql declares the
+// columns the loader writes.
+func TestTablesSQLMatchesLoader(t *testing.T) {
+	text := strings.ToUpper(readFile(t, "../../sql/tables.sql"))
+	tables := map[string][]loader.Column{
+		loader.DefaultTargetTable:                         loader.TargetColumns(),
+		loader.DefaultTargetTable + loader.MissesSuffix:   loader.MissColumns(),
+		loader.DefaultTargetTable + loader.FailuresSuffix: loader.FailureColumns(),
+	}
+	for table, cols := range tables {
+		body := regexp.MustCompile(`CREATE (?:OR REPLACE )?TABLE (?:IF NOT EXISTS )?(?:[A-Z_<>]+\.)*"?` + table + `"?\s*\(([^;]*)\)`).FindStringSubmatch(text)
+		if body == nil {
+			t.Errorf("sql/tables.sql does not create %s", table)
+			continue
+		}
+		for _, c := range cols {
+			if !regexp.MustCompile(`(?m)^\s*"?` + c.Name + `"?\s+[A-Z]`).MatchString(body[1]) {
+				t.Errorf("sql/tables.sql: %s lacks column %s", table, c.Name)
+			}
+		}
+	}
+}
+
+// TestDeployMetricsExist checks that every metric the alert rules and the
+// dashboard query is one snowgate registers.
+func TestDeployMetricsExist(t *testing.T) {
+	reg := &recordingRegisterer{Registry: prometheus.NewRegistry()}
+	client, err := locapi.New(locapi.Config{URL: "http://127.0.0.1:1/e/{id}"}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	res, err := cache.New(client, cache.Config{}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Close()
+	if _, err := gateway.New(res, gateway.Config{}, reg); err != nil {
+		t.Fatal(err)
+	}
+	known := reg.names()
+
+	var rules struct {
+		Groups []struct {
+			Rules []struct{ Alert, Expr string }
+		}
+	}
+	if err := yaml.Unmarshal([]byte(readFile(t, "../../deploy/alerts.yaml")), &rules); err != nil {
+		t.Fatalf("deploy/alerts.yaml: %v", err)
+	}
+	var exprs []string
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			if r.Alert == "" || r.Expr == "" {
+				t.Errorf("alert rule %+v lacks a name or an expression", r)
+			}
+			exprs = append(exprs, r.Expr)
+		}
+	}
+	if len(exprs) < 3 {
+		t.Fatalf("deploy/alerts.yaml has %d rules; want at least 3", len(exprs))
+	}
+	var dash map[string]any
+	dashText := readFile(t, "../../deploy/grafana-dashboard.json")
+	if err := json.Unmarshal([]byte(dashText), &dash); err != nil {
+		t.Fatalf("deploy/grafana-dashboard.json: %v", err)
+	}
+	metric := regexp.MustCompile(`snowgate_[a-z_]+`)
+	for _, m := range metric.FindAllString(strings.Join(exprs, "\n")+dashText, -1) {
+		base := strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(m, "_bucket"), "_count"), "_sum")
+		if !known[base] {
+			t.Errorf("deploy/ queries %s, which snowgate does not export (it has %v)", m, sortedKeys(known))
+		}
+	}
+}
+
+// recordingRegisterer remembers the metric names registered through it,
+// including vectors that have no series yet.
+type recordingRegisterer struct {
+	*prometheus.Registry
+	collectors []prometheus.Collector
+}
+
+func (r *recordingRegisterer) Register(c prometheus.Collector) error {
+	r.collectors = append(r.collectors, c)
+	return r.Registry.Register(c)
+}
+
+func (r *recordingRegisterer) MustRegister(cs ...prometheus.Collector) {
+	for _, c := range cs {
+		if err := r.Register(c); err != nil {
+			panic(err)
+		}
+	}
+}
+
+func (r *recordingRegisterer) names() map[string]bool {
+	fq := regexp.MustCompile(`fqName: "([a-z_]+)"`)
+	names := map[string]bool{}
+	for _, c := range r.collectors {
+		ch := make(chan *prometheus.Desc, 16)
+		go func() { c.Describe(ch); close(ch) }()
+		for d := range ch {
+			if m := fq.FindStringSubmatch(d.String()); m != nil {
+				names[m[1]] = true
+			}
+		}
+	}
+	return names
+}
+
+func sortedKeys(m map[string]bool) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
