@@ -206,7 +206,7 @@ func fetchOne(ctx context.Context, client *http.Client, url, id string) baseline
 // decodeEntity turns a provider answer into a record, the way the original
 // workflow flattened it.
 func decodeEntity(body []byte, id string) (sim.Kind, *locapi.Record, error) {
-	var e providerEntity
+	var e sim.Entity
 	if err := json.Unmarshal(body, &e); err != nil {
 		return 0, nil, err
 	}

@@ -44,22 +44,6 @@ func newOracle(s *sim.Server, ids []string) (*oracle, error) {
 	return o, nil
 }
 
-// providerEntity is the provider's wire shape, decoded independently of
-// locapi so that a decoding bug there shows up as a wrong row here.
-type providerEntity struct {
-	ID       string `json:"id"`
-	Label    *string
-	Location *struct {
-		GeoLabel      *string  `json:"geoLabel"`
-		StreetAddress *string  `json:"streetAddress"`
-		CityLabel     *string  `json:"cityLabel"`
-		PostalCode    *string  `json:"postalCode"`
-		CountryLabel  *string  `json:"countryLabel"`
-		Latitude      *float64 `json:"latitude"`
-		Longitude     *float64 `json:"longitude"`
-	}
-}
-
 // truth is the simulator's answer for id: its kind and, for Found and
 // NoLocation, the standardized record.
 func (o *oracle) truth(id string) (sim.Kind, *locapi.Record, error) {

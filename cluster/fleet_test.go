@@ -234,23 +234,11 @@ func (f *fleet) expected(id string) (string, error) {
 	if kind != sim.Found {
 		return "null", nil
 	}
-	var e struct {
-		ID       string  `json:"id"`
-		Label    *string `json:"label"`
-		Location struct {
-			GeoLabel      *string  `json:"geoLabel"`
-			StreetAddress *string  `json:"streetAddress"`
-			CityLabel     *string  `json:"cityLabel"`
-			PostalCode    *string  `json:"postalCode"`
-			CountryLabel  *string  `json:"countryLabel"`
-			Latitude      *float64 `json:"latitude"`
-			Longitude     *float64 `json:"longitude"`
-		} `json:"location"`
-	}
+	var e sim.Entity
 	if err := json.Unmarshal(body, &e); err != nil {
 		return "", fmt.Errorf("simulator body for %q: %w", id, err)
 	}
-	l := e.Location
+	l := e.Location // Found always has one
 	js, err := json.Marshal(locapi.Record{ID: e.ID, Label: e.Label, GeoLabel: l.GeoLabel, StreetAddress: l.StreetAddress,
 		CityLabel: l.CityLabel, PostalCode: l.PostalCode, CountryLabel: l.CountryLabel, Latitude: l.Latitude, Longitude: l.Longitude})
 	return string(js), err

@@ -59,14 +59,17 @@ func TestColdBatchLatency(t *testing.T) {
 	}
 }
 
-// BenchmarkColdBatch measures the cold-batch target: ms/batch against the
-// 320 ms bound (goal: at most 400).
+// BenchmarkColdBatch measures the cold-batch target: ms/batch, from the
+// POST to the whole answer, against the 320 ms bound (goal: at most 400).
+// Building the IDs and checking every answered row are left out: they are
+// the benchmark's work, not the batch's.
 func BenchmarkColdBatch(b *testing.B) {
 	st := coldStack(b)
+	var total time.Duration
 	round := 0
 	for b.Loop() {
-		coldBatch(b, st, round)
+		total += coldBatch(b, st, round)
 		round++
 	}
-	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/batch")
+	b.ReportMetric(float64(total.Milliseconds())/float64(round), "ms/batch")
 }

@@ -81,23 +81,11 @@ func (st *stack) expected(t testing.TB, id string) string {
 	if kind != sim.Found {
 		return "null"
 	}
-	var e struct {
-		ID       string  `json:"id"`
-		Label    *string `json:"label"`
-		Location struct {
-			GeoLabel      *string  `json:"geoLabel"`
-			StreetAddress *string  `json:"streetAddress"`
-			CityLabel     *string  `json:"cityLabel"`
-			PostalCode    *string  `json:"postalCode"`
-			CountryLabel  *string  `json:"countryLabel"`
-			Latitude      *float64 `json:"latitude"`
-			Longitude     *float64 `json:"longitude"`
-		} `json:"location"`
-	}
+	var e sim.Entity
 	if err := json.Unmarshal(body, &e); err != nil {
 		t.Fatalf("simulator body for %q: %v", id, err)
 	}
-	l := e.Location
+	l := e.Location // Found always has one
 	js, err := json.Marshal(locapi.Record{ID: e.ID, Label: e.Label, GeoLabel: l.GeoLabel, StreetAddress: l.StreetAddress,
 		CityLabel: l.CityLabel, PostalCode: l.PostalCode, CountryLabel: l.CountryLabel, Latitude: l.Latitude, Longitude: l.Longitude})
 	if err != nil {

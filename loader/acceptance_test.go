@@ -71,21 +71,6 @@ UNION ALL SELECT 'E' || lpad(CAST(i * 7 %% %d AS VARCHAR), 7, '0') FROM range(%d
 ) ORDER BY hash(ID)`, distinct, distinct, n-distinct))
 }
 
-// providerRecord is the simulator's body, in the provider's shape.
-type providerRecord struct {
-	ID       string  `json:"id"`
-	Label    *string `json:"label"`
-	Location *struct {
-		GeoLabel      *string  `json:"geoLabel"`
-		StreetAddress *string  `json:"streetAddress"`
-		CityLabel     *string  `json:"cityLabel"`
-		PostalCode    *string  `json:"postalCode"`
-		CountryLabel  *string  `json:"countryLabel"`
-		Latitude      *float64 `json:"latitude"`
-		Longitude     *float64 `json:"longitude"`
-	} `json:"location"`
-}
-
 func fmtStr(p *string) string {
 	if p == nil {
 		return "NULL"
@@ -105,7 +90,7 @@ func fmtNum(p *float64) string {
 // "F" in failures.
 func wantRow(t testing.TB, s *sim.Server, id string) string {
 	kind, body := s.Expected(id)
-	var rec providerRecord
+	var rec sim.Entity
 	if kind == sim.Found || kind == sim.NoLocation {
 		if err := json.Unmarshal(body, &rec); err != nil {
 			t.Fatalf("simulator body for %q: %v", id, err)

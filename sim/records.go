@@ -346,3 +346,23 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, s[start:]...)
 	return append(b, '"')
 }
+
+// Entity is the provider's wire shape as the simulator writes it. Tests and
+// the bench decode Expected's body into it, independently of the client
+// they check, so that a decoding bug there shows up as a wrong row.
+type Entity struct {
+	ID       string          `json:"id"`
+	Label    *string         `json:"label"`
+	Location *EntityLocation `json:"location"`
+}
+
+// EntityLocation is an Entity's location object.
+type EntityLocation struct {
+	GeoLabel      *string  `json:"geoLabel"`
+	StreetAddress *string  `json:"streetAddress"`
+	CityLabel     *string  `json:"cityLabel"`
+	PostalCode    *string  `json:"postalCode"`
+	CountryLabel  *string  `json:"countryLabel"`
+	Latitude      *float64 `json:"latitude"`
+	Longitude     *float64 `json:"longitude"`
+}

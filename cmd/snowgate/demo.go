@@ -348,14 +348,7 @@ func (d *demoEnv) checkValue(id any, v json.RawMessage) (bool, error) {
 		text, ok = n.String(), true
 	}
 	wantNull := !ok || locapi.ValidateID(text, 0) != nil
-	var want struct {
-		ID       string `json:"id"`
-		Label    *string
-		Location *struct {
-			CityLabel *string  `json:"cityLabel"`
-			Latitude  *float64 `json:"latitude"`
-		}
-	}
+	var want sim.Entity
 	if !wantNull {
 		kind, body := d.sim.Expected(text)
 		wantNull = kind != sim.Found
