@@ -6,9 +6,11 @@ import (
 	"compress/flate"
 	"compress/gzip"
 	"compress/zlib"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"io"
 	"net/http"
 	"slices"
@@ -43,6 +45,23 @@ func newBatch(capacity int) *batch {
 }
 
 func (b *batch) len() int { return len(b.rows) }
+
+// digest identifies the batch's rows (numbers, ID kinds and texts), so a
+// batch id sent again with other rows is told apart from Snowflake's
+// retries, which repeat the rows exactly (if not the bytes).
+func (b *batch) digest(seed maphash.Seed) uint64 {
+	var h maphash.Hash
+	h.SetSeed(seed)
+	var n [9]byte
+	for i, row := range b.rows {
+		binary.LittleEndian.PutUint64(n[:8], uint64(row))
+		n[8] = byte(b.kinds[i])
+		h.Write(n[:])
+		h.WriteString(b.ids[i])
+		h.WriteByte(0)
+	}
+	return h.Sum64() | 1 // never 0, which means "not known"
+}
 
 func (b *batch) add(row int64, id string, kind idKind, err error) {
 	if kind == idBad {

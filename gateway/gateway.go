@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"net"
 	"net/http"
@@ -201,6 +202,9 @@ type Server struct {
 	engine    *gin.Engine
 	functions []function
 	authSum   [32]byte // sha256 of AuthSecret; the secret itself is not kept
+	// digestSeed keys batch.digest, which tells a retry from a reused
+	// batch id.
+	digestSeed maphash.Seed
 
 	// jobCtx is the parent of every batch's work: detached from requests
 	// (a retry may join the work after the first client left) and
@@ -230,7 +234,7 @@ func New(res Resolver, cfg Config, reg prometheus.Registerer) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
-	s := &Server{cfg: cfg, res: res, log: cfg.Logger, met: met}
+	s := &Server{cfg: cfg, res: res, log: cfg.Logger, met: met, digestSeed: maphash.MakeSeed()}
 	s.jobs = newJobTable(cfg.ResultTTL, cfg.MaxInflightRows, cfg.MaxResults, cfg.MaxResultBytes,
 		func(rows, async, kept int) {
 			met.inflight.Set(float64(rows))

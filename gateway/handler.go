@@ -102,12 +102,21 @@ func (s *Server) post(fn *function) gin.HandlerFunc {
 		start := time.Now()
 		h := c.Request.Header
 		key := jobKey(fn.path, h.Get(hdrBatchID))
+		log := s.logger(h)
 		if j := s.jobs.get(key, start); j != nil && !j.failed() {
+			// A retry repeats its rows; a reused batch id must not get
+			// another batch's answer.
+			if b, status, err := s.decode(c, fn, start); err != nil {
+				s.reject(c, log, status, outcomeRejected, err)
+				return
+			} else if !j.sameRows(b.digest(s.digestSeed)) {
+				s.reject(c, log, http.StatusConflict, outcomeRejected, errReused)
+				return
+			}
 			s.met.batches.WithLabelValues(outcomeReplayed).Inc()
 			s.await(c, j)
 			return
 		}
-		log := s.logger(h)
 		if err := checkFormat(h); err != nil {
 			s.reject(c, log, http.StatusBadRequest, outcomeRejected, err)
 			return
@@ -124,13 +133,20 @@ func (s *Server) post(fn *function) gin.HandlerFunc {
 				return
 			}
 		}
-		j, started, err := s.jobs.startShared(key, b.len(), time.Now(), st)
+		var digest uint64 // only a batch id can be reused
+		if key != "" {
+			digest = b.digest(s.digestSeed)
+		}
+		j, started, err := s.jobs.startShared(key, b.len(), digest, time.Now(), st)
 		if err != nil && st == claimHeld {
 			s.dropClaim(key)
 		}
 		switch {
 		case errors.Is(err, errDraining):
 			s.reject(c, log, http.StatusServiceUnavailable, outcomeDraining, err)
+			return
+		case errors.Is(err, errReused):
+			s.reject(c, log, http.StatusConflict, outcomeRejected, err)
 			return
 		case errors.Is(err, errOverloaded):
 			s.reject(c, log, http.StatusTooManyRequests, outcomeOverloaded,

@@ -12,6 +12,9 @@ import (
 type job struct {
 	key  string // jobKey of the function and batch id, "" without a batch id
 	rows int    // rows admitted against the in-flight cap
+	// digest is batch.digest of the rows the job answers; 0 when the job
+	// came from the shared store and its rows are not known here.
+	digest uint64
 	// async is set (under jobTable.mu) once a POST has answered 202 for it.
 	async bool
 	// shared is how the job stands with Config.Shared; set at start.
@@ -29,6 +32,12 @@ type job struct {
 	status  int
 	body    []byte // JSON for 200, one line of text otherwise
 	expires time.Time
+}
+
+// sameRows reports whether a batch with this digest may share j's answer:
+// either digest is unknown (0), or they match.
+func (j *job) sameRows(digest uint64) bool {
+	return j.digest == 0 || digest == 0 || j.digest == digest
 }
 
 // failed reports whether j is done with an answer other than 200. Such an
@@ -54,6 +63,9 @@ func jobKey(path, batchID string) string {
 var (
 	errDraining   = errors.New("shutting down: retry on another replica")
 	errOverloaded = errors.New("overloaded")
+	// errReused: a batch id already answered or running for other rows.
+	// Snowflake never does that; answering the other rows would be wrong.
+	errReused = errors.New("this sf-external-function-query-batch-id was already used for a batch with other rows; batch ids must be unique per batch")
 )
 
 // jobTable tracks running jobs (for the in-flight cap, idempotency and the
@@ -88,16 +100,19 @@ func newJobTable(ttl time.Duration, maxRows, maxKept int, maxBytes int64, onChan
 // start returns the job already known under key (started == false), or
 // admits a new job of rows rows (started == true). A batch bigger than the
 // whole cap is admitted when nothing else runs, so it cannot be refused
-// forever. Errors: errDraining, errOverloaded.
+// forever. Errors: errDraining, errOverloaded; startShared also errReused.
 func (t *jobTable) start(key string, rows int, now time.Time) (j *job, started bool, err error) {
-	return t.startShared(key, rows, now, claimNone)
+	return t.startShared(key, rows, 0, now, claimNone)
 }
 
 // startShared is start for a job that stands as st with the shared store.
-func (t *jobTable) startShared(key string, rows int, now time.Time, st claimState) (j *job, started bool, err error) {
+func (t *jobTable) startShared(key string, rows int, digest uint64, now time.Time, st claimState) (j *job, started bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if old := t.lookup(key, now); old != nil && !old.failed() {
+		if !old.sameRows(digest) {
+			return nil, false, errReused
+		}
 		return old, false, nil
 	}
 	if t.draining {
@@ -106,7 +121,7 @@ func (t *jobTable) startShared(key string, rows int, now time.Time, st claimStat
 	if t.rowsInFlight > 0 && t.rowsInFlight+rows > t.maxRows {
 		return nil, false, errOverloaded
 	}
-	j = &job{key: key, rows: rows, shared: st, done: make(chan struct{})}
+	j = &job{key: key, rows: rows, digest: digest, shared: st, done: make(chan struct{})}
 	t.rowsInFlight += rows
 	t.running++
 	if key != "" {

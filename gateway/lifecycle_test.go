@@ -41,6 +41,41 @@ func TestRepeatedPostReturnsStoredAnswer(t *testing.T) {
 	}
 }
 
+func TestReusedBatchIDWithOtherRows(t *testing.T) {
+	f := newFake("a", "b", "c")
+	s := newServer(t, f, Config{})
+	id := map[string]string{hdrBatchID: "q3:1:1:0:0"}
+	first := do(t, s.Handler(), request{body: `{"data":[[0,"a"],[1,"b"]]}`, headers: id})
+	tests := []struct {
+		name, body string
+		code       int
+	}{
+		{"same rows, other bytes (a retry)", "{\n\"data\": [ [0, \"a\"],\n [1, \"b\"] ]\n}", http.StatusOK},
+		{"other IDs", `{"data":[[0,"a"],[1,"c"]]}`, http.StatusConflict},
+		{"other row numbers", `{"data":[[0,"a"],[2,"b"]]}`, http.StatusConflict},
+		{"fewer rows", `{"data":[[0,"a"]]}`, http.StatusConflict},
+		{"a null instead of an ID", `{"data":[[0,"a"],[1,null]]}`, http.StatusConflict},
+		{"malformed", `{"data":[[0,"a"],[1]]}`, http.StatusBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := do(t, s.Handler(), request{body: tt.body, headers: id})
+			if w.Code != tt.code {
+				t.Fatalf("got %d %q; want %d", w.Code, w.Body, tt.code)
+			}
+			if tt.code == http.StatusOK && w.Body.String() != first.Body.String() {
+				t.Errorf("got %q; want the stored answer %q", w.Body, first.Body)
+			}
+			if tt.code == http.StatusConflict && !strings.Contains(w.Body.String(), "already used for a batch with other rows") {
+				t.Errorf("got %q; want a reason naming the reused batch id", w.Body)
+			}
+		})
+	}
+	if got := f.callCount(); got != 1 {
+		t.Fatalf("resolver called %d times; want 1", got)
+	}
+}
+
 func TestFailedBatchRunsAgainOnRetry(t *testing.T) {
 	f := newFake()
 	s := newServer(t, f, Config{OnRowError: RowErrorFail})
