@@ -279,11 +279,9 @@ func (s *Server) run(j *job, fn *function, b *batch, cl *call, log *slog.Logger,
 	res := s.runSafely(ctx, fn, b, cl, log)
 	j.status, j.body = res.status, res.body
 	stopRenew()
-	s.jobs.finish(j, time.Now())
-	if j.shared != claimNone {
-		s.release(j)
-	}
 
+	// Metrics and the summary line come before the answer is released, so
+	// whoever got the answer also finds them.
 	d := time.Since(start)
 	s.met.batches.WithLabelValues(res.outcome).Inc()
 	s.met.duration.Observe(d.Seconds())
@@ -296,7 +294,12 @@ func (s *Server) run(j *job, fn *function, b *batch, cl *call, log *slog.Logger,
 	log.Info("batch", "function", fn.name, "rows", b.len(), "distinct", res.stats.Distinct,
 		"hits", res.stats.Hits, "coalesced", res.stats.Coalesced, "provider_calls", res.stats.Fetched,
 		"failed", res.rows.failed, "invalid", res.rows.invalid, "duration_ms", d.Milliseconds(),
-		"outcome", res.outcome, "status", res.status, "async", j.async)
+		"outcome", res.outcome, "status", res.status, "async", s.jobs.isAsync(j))
+
+	s.jobs.finish(j, time.Now())
+	if j.shared != claimNone {
+		s.release(j)
+	}
 }
 
 // runSafely runs fn, turning a panic (a bug) into a 500 answer so the job

@@ -152,6 +152,13 @@ func (t *jobTable) lookup(key string, now time.Time) *job {
 // markAsync records that a POST is about to answer 202 for j, for the
 // async gauge and the shared store. It returns false, marking nothing, if j
 // is done already: the POST should answer with its result instead.
+// isAsync reports whether a POST has answered 202 for j so far.
+func (t *jobTable) isAsync(j *job) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return j.async
+}
+
 func (t *jobTable) markAsync(j *job) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
