@@ -15,7 +15,6 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/singleflight"
 )
 
 // Defaults for the zero values of Config.
@@ -110,8 +109,9 @@ type Resolver struct {
 	shardShift uint
 	shards     []shard
 
-	group  singleflight.Group
-	tables sync.Pool // *dedupe scratch tables for ResolveMany
+	callsMu sync.Mutex
+	calls   map[string]*call // lookups in flight, by ID
+	tables  sync.Pool        // *dedupe scratch tables for ResolveMany
 
 	// life is the context of every provider call: detached from all
 	// callers, cancelled by Close.
@@ -144,6 +144,7 @@ func New(up Lookuper, cfg Config, reg prometheus.Registerer) (*Resolver, error) 
 		epoch:      cfg.Now(),
 		shardShift: uint(64 - bits.TrailingZeros(uint(cfg.Shards))),
 		shards:     make([]shard, cfg.Shards),
+		calls:      map[string]*call{},
 	}
 	for i := range r.shards {
 		// Spread Size so the shards add up to it exactly.

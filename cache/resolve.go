@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash/maphash"
-	"sync"
 	"sync/atomic"
 
 	"github.com/snowgate/snowgate/locapi"
@@ -92,32 +91,64 @@ func (r *Resolver) fromCache(ids []string, out []Outcome, st *Stats) (misses []m
 	return misses, dups
 }
 
-// fetchAll resolves the misses with a pool of at most Concurrency workers
-// (none when there is one miss), each waiting on one lookup at a time.
+// fetchAll resolves the misses with a pool of at most Concurrency workers,
+// each running one lookup at a time: a lookup no one else started runs in
+// the worker itself, one already in flight is joined. It returns when every
+// miss is answered or ctx ends; then the unanswered ones get ctx's error,
+// and the workers finish the lookups they run (they fill the cache for the
+// next caller) without taking new ones.
 func (r *Resolver) fetchAll(ctx context.Context, ids []string, misses []miss, out []Outcome, st *Stats) {
-	srcs := make([]source, len(misses))
+	type answer struct {
+		o   Outcome
+		src source
+	}
+	answers := make([]answer, len(misses))
+	// answered[k] is set after answers[k] is written: once ResolveMany has
+	// returned, a worker still writes answers but nothing reads them.
+	answered := make([]atomic.Bool, len(misses))
+	left := atomic.Int64{}
+	left.Store(int64(len(misses)))
+	all := make(chan struct{})
 	var next atomic.Int64
 	work := func() {
-		for {
+		defer r.flights.Done()
+		for ctx.Err() == nil {
 			k := int(next.Add(1) - 1)
 			if k >= len(misses) {
 				return
 			}
 			m := misses[k]
-			out[m.at], srcs[k] = r.await(ctx, ids[m.at], m.h, false) // L2 already asked
+			a := &answers[k]
+			a.o, a.src = r.fetch(ctx, ids[m.at], m.h)
+			answered[k].Store(true)
+			if left.Add(-1) == 0 {
+				close(all)
+			}
 		}
 	}
-	if workers := min(r.cfg.Concurrency, len(misses)); workers == 1 {
-		work()
-	} else {
-		var wg sync.WaitGroup
+	workers := min(r.cfg.Concurrency, len(misses))
+	r.mu.RLock()
+	if !r.closed {
+		r.flights.Add(workers) // Close waits for the workers too
 		for range workers {
-			wg.Go(work)
+			go work()
 		}
-		wg.Wait()
+	}
+	r.mu.RUnlock()
+	select {
+	case <-all:
+	case <-ctx.Done():
+	case <-r.life.Done():
 	}
 	for k, m := range misses {
-		st.tally(srcs[k], out[m.at].Err != nil)
+		a := answer{o: Outcome{Err: ctx.Err()}, src: abandoned}
+		if answered[k].Load() {
+			a = answers[k]
+		} else if a.o.Err == nil {
+			a.o.Err = ErrClosed
+		}
+		out[m.at] = a.o
+		st.tally(a.src, a.o.Err != nil)
 	}
 }
 
@@ -156,47 +187,102 @@ type flight struct {
 	shared  bool // found in the L2
 }
 
-// await starts or joins the shared lookup of id and waits for it or ctx.
-// askL2 makes a flight this caller starts look in the L2 first.
+// call is one lookup in flight, shared by every caller of its ID.
+type call struct {
+	done chan struct{} // closed once fl and err are set
+	fl   flight
+	err  error
+}
+
+// begin returns the lookup of id in flight, or registers a new one that
+// the caller (the leader) must run.
+func (r *Resolver) begin(id string) (c *call, leader bool) {
+	r.callsMu.Lock()
+	defer r.callsMu.Unlock()
+	if c, ok := r.calls[id]; ok {
+		return c, false
+	}
+	c = &call{done: make(chan struct{})}
+	r.calls[id] = c
+	return c, true
+}
+
+// run is the leader's part: load id, then hand the answer to every caller.
+// An answer is stored in the cache before the call leaves the registry, so
+// a later caller finds one or the other.
+func (r *Resolver) run(c *call, id string, h uint64, askL2 bool) {
+	c.fl, c.err = r.load(id, h, askL2)
+	r.callsMu.Lock()
+	delete(r.calls, id)
+	r.callsMu.Unlock()
+	close(c.done)
+}
+
+// outcome is what a caller of a finished call gets.
+func (c *call) outcome(leader bool) (Outcome, source) {
+	src := cached
+	switch {
+	case c.fl.shared:
+		src = sharedHit
+	case c.fl.fetched && leader:
+		src = fetched
+	case c.fl.fetched:
+		src = joined
+	case c.err != nil:
+		src = abandoned
+	}
+	if c.err != nil {
+		return Outcome{Err: c.err}, src
+	}
+	return Outcome{Entry: c.fl.e, Hit: !c.fl.fetched}, src
+}
+
+// await starts or joins the shared lookup of id and waits for it or ctx; a
+// lookup it starts runs in a goroutine of its own, on the resolver's
+// context. askL2 makes a lookup this caller starts look in the L2 first.
 func (r *Resolver) await(ctx context.Context, id string, h uint64, askL2 bool) (Outcome, source) {
 	if err := ctx.Err(); err != nil {
 		return Outcome{Err: err}, abandoned
 	}
-	// Only the leader's function runs, and it writes leader before
-	// singleflight sends on ch, so reading it after the receive is safe.
-	leader := false
-	ch := r.group.DoChan(id, func() (any, error) {
-		leader = true
-		return r.load(id, h, askL2)
-	})
+	c, leader := r.begin(id)
+	if leader {
+		go r.run(c, id, h, askL2)
+	}
+	return r.wait(ctx, id, c, leader)
+}
+
+// fetch is await for ResolveMany's workers, which have nothing else to do:
+// a lookup it starts runs in the calling goroutine, saving a goroutine and
+// a hand-off per ID, and is waited for even if ctx ends meanwhile.
+func (r *Resolver) fetch(ctx context.Context, id string, h uint64) (Outcome, source) {
+	if err := ctx.Err(); err != nil {
+		return Outcome{Err: err}, abandoned
+	}
+	c, leader := r.begin(id)
+	if !leader {
+		return r.wait(ctx, id, c, false)
+	}
+	if r.waiting != nil {
+		r.waiting(id)
+	}
+	r.run(c, id, h, false) // the L2 was already asked
+	return c.outcome(true)
+}
+
+func (r *Resolver) wait(ctx context.Context, id string, c *call, leader bool) (Outcome, source) {
 	if r.waiting != nil {
 		r.waiting(id)
 	}
 	select {
-	case res := <-ch:
-		fl, _ := res.Val.(flight)
-		src := cached
-		switch {
-		case fl.shared:
-			src = sharedHit
-		case fl.fetched && leader:
-			src = fetched
-		case fl.fetched:
-			src = joined
-		case res.Err != nil:
-			src = abandoned
-		}
-		if res.Err != nil {
-			return Outcome{Err: res.Err}, src
-		}
-		return Outcome{Entry: fl.e, Hit: !fl.fetched}, src
+	case <-c.done:
+		return c.outcome(leader)
 	case <-ctx.Done():
 		return Outcome{Err: ctx.Err()}, abandoned
 	}
 }
 
-// load is the body of one shared lookup, run in singleflight's goroutine on
-// the resolver's context.
+// load is the body of one shared lookup, run by its leader on the
+// resolver's context.
 func (r *Resolver) load(id string, h uint64, askL2 bool) (fl flight, err error) {
 	r.mu.RLock()
 	if r.closed {
@@ -207,8 +293,8 @@ func (r *Resolver) load(id string, h uint64, askL2 bool) (fl flight, err error) 
 	r.mu.RUnlock()
 	defer r.flights.Done()
 	defer func() {
-		// singleflight re-panics a panic in a goroutine of its own, which
-		// nothing can recover: turn a Lookuper's panic into this ID's error.
+		// A panic in a Lookuper would kill the leader's goroutine and leave
+		// every joined caller waiting: make it this ID's error.
 		if p := recover(); p != nil {
 			err = fmt.Errorf("cache: lookup panicked: %v", p)
 		}

@@ -87,24 +87,44 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, req request, kin
 	s.bufs.Put(bp)
 }
 
-// wait sleeps d on a timer. It returns false if the client went away first;
-// Close cuts it short and the answer is sent at once.
+// wait holds the answer for d. It returns false if the client went away
+// first; Close cuts it short and the answer is sent at once.
+//
+// Go timers fire late: the runtime sleeps in whole milliseconds, so an idle
+// process wakes up to 1 ms after the deadline, and a "20 ms" provider would
+// answer in 21. The timer is set early by the lateness measured so far, so
+// the mean wait is d.
 func (s *Server) wait(r *http.Request, d time.Duration) bool {
 	if d <= 0 {
 		return true
 	}
-	t := time.NewTimer(d)
+	early := min(time.Duration(s.late.Load()), d/2)
+	start := time.Now()
+	t := time.NewTimer(d - early)
 	defer t.Stop()
 	if s.onWait != nil {
 		s.onWait()
 	}
 	select {
 	case <-t.C:
+		s.learnLateness(time.Since(start) - (d - early))
 		return true
 	case <-s.done:
 		return true
 	case <-r.Context().Done():
 		return false
+	}
+}
+
+// learnLateness folds one timer's lateness into the running mean (1/64
+// weight) that wait sets its timers early by.
+func (s *Server) learnLateness(late time.Duration) {
+	for {
+		old := s.late.Load()
+		next := old + (int64(max(0, late))-old)/64
+		if s.late.CompareAndSwap(old, next) {
+			return
+		}
 	}
 }
 

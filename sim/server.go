@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,7 +25,8 @@ type Server struct {
 	led   *ledger
 	ctr   counters
 	paths pathRing
-	bufs  sync.Pool // *[]byte response bodies
+	bufs  sync.Pool    // *[]byte response bodies
+	late  atomic.Int64 // mean lateness of wait's timers, in ns
 
 	done      chan struct{} // closed by Close: ends every wait
 	closeOnce sync.Once
