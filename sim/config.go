@@ -17,7 +17,10 @@ type Config struct {
 
 	// Latency is added to every admitted request (429s answer at once);
 	// Jitter spreads it uniformly over [Latency-Jitter, Latency+Jitter],
-	// never below zero. Both default to 0.
+	// never below zero. Both default to 0. Go timers wake up late (up to a
+	// millisecond when idle, more under load); the simulator corrects for
+	// the lateness it measures, so the mean wait is the one drawn and a
+	// single wait may end that much earlier.
 	Latency, Jitter time.Duration
 
 	// Rate is the server-side token bucket in requests per second; 0 means

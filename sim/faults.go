@@ -99,6 +99,9 @@ func (s *Server) wait(r *http.Request, d time.Duration) bool {
 		return true
 	}
 	early := min(time.Duration(s.late.Load()), d/2)
+	if s.uncorrected {
+		early = 0
+	}
 	start := time.Now()
 	t := time.NewTimer(d - early)
 	defer t.Stop()
@@ -116,12 +119,15 @@ func (s *Server) wait(r *http.Request, d time.Duration) bool {
 	}
 }
 
-// learnLateness folds one timer's lateness into the running mean (1/64
-// weight) that wait sets its timers early by.
+// learnLateness folds one timer's lateness into the running mean (weight
+// 1/16; the first sample is taken whole) that wait sets its timers early by.
 func (s *Server) learnLateness(late time.Duration) {
 	for {
 		old := s.late.Load()
-		next := old + (int64(max(0, late))-old)/64
+		next := int64(max(0, late))
+		if old != 0 {
+			next = old + (next-old)/16
+		}
 		if s.late.CompareAndSwap(old, next) {
 			return
 		}

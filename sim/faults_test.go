@@ -9,6 +9,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 )
@@ -170,6 +171,58 @@ func TestSlowAndLatencyAreReal(t *testing.T) {
 				t.Errorf("Stats().Slow: got %d; want %d", got, tt.slow)
 			}
 		})
+	}
+}
+
+// meanWait serves rounds of 256 requests at a time, the load of a cold
+// gateway batch, and returns the mean time a request took after the first
+// round (which teaches the simulator its timers' lateness).
+func meanWait(t *testing.T, s *Server) time.Duration {
+	const callers, rounds = 256, 8
+	var mu sync.Mutex
+	var sum time.Duration
+	var wg sync.WaitGroup
+	for c := range callers {
+		wg.Go(func() {
+			for i := range rounds {
+				start := time.Now()
+				w := serve(s, "GET", EntityURL("", fmt.Sprintf("WH-%d-%d", c, i)), nil)
+				el := time.Since(start)
+				if w.Code != 200 {
+					t.Errorf("status %d", w.Code)
+				}
+				if i > 0 {
+					mu.Lock()
+					sum += el
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return sum / (callers * (rounds - 1))
+}
+
+// TestLatencyMeanIsAccurate: under load, timers fire late and an
+// uncorrected 20 ms wait averages 20.5-21 ms. The corrected mean must be
+// nearer 20 ms than the uncorrected one measured in the same run, and never
+// under by more than the lateness it corrects.
+func TestLatencyMeanIsAccurate(t *testing.T) {
+	const latency = 20 * time.Millisecond
+	var corrected, raw time.Duration
+	for range 2 {
+		s := mustNew(t, Config{Latency: latency})
+		corrected += meanWait(t, s) / 2
+		s = mustNew(t, Config{Latency: latency})
+		s.uncorrected = true
+		raw += meanWait(t, s) / 2
+	}
+	t.Logf("latency %v: mean wait %v corrected, %v uncorrected", latency, corrected, raw)
+	if off, rawOff := (corrected - latency).Abs(), (raw - latency).Abs(); off >= rawOff {
+		t.Errorf("corrected mean %v is no nearer %v than the uncorrected %v", corrected, latency, raw)
+	}
+	if corrected < latency-time.Millisecond {
+		t.Errorf("corrected mean %v; want at least %v", corrected, latency-time.Millisecond)
 	}
 }
 

@@ -35,6 +35,8 @@ type Server struct {
 	// production, set before the first request.
 	onWait func() // a handler starts waiting: a hang or a delay
 	onDone func() // a handler returns
+	// uncorrected turns off wait's correction for timer lateness.
+	uncorrected bool
 }
 
 // New validates cfg and returns a simulator. It logs a warning that it is a
