@@ -2,7 +2,6 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"hash/maphash"
 	"sync/atomic"
@@ -339,7 +338,7 @@ func newEntry(res locapi.Result) (*Entry, error) {
 		if res.Record == nil {
 			return nil, fmt.Errorf("cache: provider answered %v without a record", res.Status)
 		}
-		b, err := json.Marshal(res.Record)
+		b, err := res.Record.AppendJSON(nil)
 		if err != nil {
 			return nil, fmt.Errorf("cache: encode record: %w", err)
 		}

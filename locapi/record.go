@@ -37,9 +37,9 @@ func (s Status) String() string {
 	return "unknown"
 }
 
-// Record is a standardized location. Its JSON encoding is the VARIANT value
-// the gateway returns to Snowflake and the row the loader writes. JSON nulls
-// from the provider stay nil.
+// Record is a standardized location. Its JSON encoding (AppendJSON writes
+// it fastest) is the VARIANT value the gateway returns to Snowflake and the
+// row the loader writes. JSON nulls from the provider stay nil.
 type Record struct {
 	ID            string   `json:"id"`
 	Label         *string  `json:"label"`
