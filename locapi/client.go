@@ -135,6 +135,7 @@ type Client struct {
 	cfg       Config
 	tmpl      urlTemplate
 	http      *http.Client
+	header    http.Header     // every request's, read-only
 	owned     *http.Transport // the default transport, closed by Close; nil if given
 	sem       *semaphore.Weighted
 	lim       *rate.Limiter // paces requests in FIFO order; nil: unlimited
@@ -167,7 +168,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("locapi: %w", err)
 	}
-	c := &Client{cfg: cfg, tmpl: tmpl, sem: semaphore.NewWeighted(int64(cfg.Concurrency)), m: m, log: cfg.Logger}
+	c := &Client{cfg: cfg, tmpl: tmpl, header: requestHeader(cfg.Token),
+		sem: semaphore.NewWeighted(int64(cfg.Concurrency)), m: m, log: cfg.Logger}
 	rt := cfg.Transport
 	if rt == nil {
 		c.owned = newTransport(cfg)

@@ -173,7 +173,7 @@ func (c *Client) attempt(ctx context.Context, id string, u *url.URL, n int) (Res
 
 	actx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	req := (&http.Request{Method: http.MethodGet, URL: u, Header: c.header(), Host: u.Host}).WithContext(actx)
+	req := (&http.Request{Method: http.MethodGet, URL: u, Header: c.header, Host: u.Host}).WithContext(actx)
 	sent := time.Now()
 	c.n.requests.Add(1)
 	if n > 1 {
@@ -261,10 +261,12 @@ func (c *Client) pass(ctx context.Context) error {
 	}
 }
 
-func (c *Client) header() http.Header {
+// requestHeader is the header of every request. One map serves them all:
+// neither http.Client nor a Transport writes to a request's header.
+func requestHeader(token string) http.Header {
 	h := http.Header{"Accept": {"application/json"}, "User-Agent": {"snowgate"}}
-	if c.cfg.Token != "" {
-		h["Authorization"] = []string{"Bearer " + c.cfg.Token}
+	if token != "" {
+		h["Authorization"] = []string{"Bearer " + token}
 	}
 	return h
 }
