@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,6 +35,7 @@ func coldBatch(t testing.TB, st *stack, round int) time.Duration {
 		ids[i] = fmt.Sprintf("COLD-%d-%04d", round, i)
 	}
 	body := []byte(batchBody(ids))
+	runtime.GC() // the last batch's check left garbage that is not the gateway's
 	start := time.Now()
 	code, resp, err := send(context.Background(), http.MethodPost, st.url, fmt.Sprintf("cold:%d", round), body)
 	d := time.Since(start)
@@ -47,8 +49,8 @@ func coldBatch(t testing.TB, st *stack, round int) time.Duration {
 // TestColdBatchLatency guards the fan-out: 4,096 uncached IDs, 20 ms
 // provider latency, no rate limit, 256 in flight must answer near the
 // 320 ms bound, not in 4,096 x 20 ms. The target (1.25 x 320 ms) is measured
-// by BenchmarkColdBatch; on a shared two-core machine HTTP overhead alone is
-// about 150 ms per batch, so the test allows 2x to stay reliable.
+// by BenchmarkColdBatch; on a shared two-core machine a bare net/http client
+// alone takes about 1.17x, so the test allows 2x to stay reliable.
 func TestColdBatchLatency(t *testing.T) {
 	st := coldStack(t)
 	best := time.Hour
@@ -93,6 +95,7 @@ func bareFanOut(b *testing.B, rs *sim.Running, round int) time.Duration {
 	client := rs.Client() // keep-alive, enough idle connections for 256
 	var next atomic.Int64
 	var wg sync.WaitGroup
+	runtime.GC()
 	start := time.Now()
 	for range 256 {
 		wg.Go(func() {
