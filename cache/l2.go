@@ -39,7 +39,7 @@ func encodeL2(e *Entry, expires time.Time) ([]byte, error) {
 	body := e.JSON
 	if e.Status == locapi.NoLocation && e.Record != nil {
 		var err error
-		if body, err = json.Marshal(e.Record); err != nil {
+		if body, err = e.Record.AppendJSON(nil); err != nil {
 			return nil, fmt.Errorf("encode record: %w", err)
 		}
 	}
