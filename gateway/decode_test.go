@@ -126,6 +126,12 @@ func TestParseBatchBadIDs(t *testing.T) {
 		{"object", `{"data":[[0,{"id":"a"}]]}`, errObjectID},
 		{"array", `{"data":[[0,["a"]]]}`, errArrayID},
 		{"invalid UTF-8", "{\"data\":[[0,\"a\xffb\"]]}", errUTF8ID},
+		{"lone high surrogate", `{"data":[[0,"a\ud800"]]}`, errSurrogID},
+		{"lone low surrogate", `{"data":[[0,"\udc00a"]]}`, errSurrogID},
+		{"high surrogate then a letter", `{"data":[[0,"\ud83dx"]]}`, errSurrogID},
+		{"pair reversed", `{"data":[[0,"\ude00\ud83d"]]}`, errSurrogID},
+		{"two highs", `{"data":[[0,"\ud83d\ud83d\ude00"]]}`, errSurrogID},
+		{"high then escape", `{"data":[[0,"\ud83d\n"]]}`, errSurrogID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -138,6 +144,24 @@ func TestParseBatchBadIDs(t *testing.T) {
 				t.Fatalf("got kind %d err %v; want idBad %v wrapping ErrInvalidID", a.kind, a.err, tt.want)
 			}
 		})
+	}
+}
+
+// Escapes that are whole characters are IDs like any other.
+func TestParseBatchEscapedIDs(t *testing.T) {
+	tests := []struct{ body, want string }{
+		{`{"data":[[0,"\ud83d\ude00"]]}`, "\U0001F600"},
+		{`{"data":[[0,"a\\ud800"]]}`, `a\ud800`}, // an escaped backslash, then text
+		{`{"data":[[0,"\u00e9\"\/"]]}`, `é"/`},
+	}
+	for _, tt := range tests {
+		b, _, err := parseBatch([]byte(tt.body), 1)
+		if err != nil {
+			t.Fatalf("parseBatch(%s): %v", tt.body, err)
+		}
+		if a := listOf(b)[0]; a.kind != idText || a.id != tt.want {
+			t.Errorf("parseBatch(%s): got kind %d id %q; want %q", tt.body, a.kind, a.id, tt.want)
+		}
 	}
 }
 
