@@ -18,6 +18,8 @@ import (
 	"path/filepath"
 	"slices"
 	"time"
+
+	"github.com/snowgate/snowgate/sim"
 )
 
 // Report is the outcome of one Run. Its JSON is the --json output.
@@ -130,7 +132,7 @@ func (r *runner) providerReport(p *provider, start, end time.Time, distinct int)
 	pc := r.cfg.Provider
 	rep := ProviderReport{
 		Requests: st.Total, Admitted: st.Admitted, Throttled: st.Limited, Faults: st.Faults,
-		Limit: pc.Rate, Burst: pc.burst(), BusiestSecond: p.MaxInWindow(time.Second),
+		Limit: pc.Rate, Burst: pc.Bucket(), BusiestSecond: p.MaxInWindow(time.Second),
 		Per250ms: p.window(start, end),
 	}
 	rep.PerSecond = perSecond(rep.Per250ms)
@@ -170,7 +172,7 @@ func requestsTo99(secs []Second, width, total float64) (rate, tail float64) {
 // expectedCalls is the provider requests one distinct ID costs snowgate on
 // average with no 429: a transient fault costs a retry, and an ID the
 // provider always fails costs every attempt.
-func expectedCalls(pc ProviderConfig) float64 {
+func expectedCalls(pc sim.Config) float64 {
 	transient := pc.ErrorRate + pc.HangRate + pc.TruncateRate
 	if transient >= 1 {
 		return 0

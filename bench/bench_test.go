@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/snowgate/snowgate/sim"
 )
 
 // tinyConfig runs both phases and both baselines in a few seconds: a fast
@@ -18,7 +20,7 @@ func tinyConfig() Config {
 		Rows: 1200, RepeatRatio: 0.3, BatchSize: 100, Parallel: 4, HotMin: 50 * time.Millisecond,
 		AsyncAfter: time.Millisecond, BackfillRows: 800, Concurrency: 16,
 		BaselineBlock: 300, BaselineConns: 50,
-		Provider: ProviderConfig{
+		Provider: sim.Config{
 			Seed: 7, Latency: 2 * time.Millisecond, Jitter: time.Millisecond, Rate: 1000, Burst: 20,
 			NotFoundRatio: 0.1, NoLocationRatio: 0.1, ErrorRate: 0.05, TruncateRate: 0.02,
 		},

@@ -49,9 +49,9 @@ type Config struct {
 	BaselineConns   int           `json:"baseline_conns"`
 	BaselineTimeout time.Duration `json:"baseline_timeout_ns"`
 
-	// Provider is the simulated provider. Its Logger, RecordPaths and
-	// MaxTimestamps are set by the bench.
-	Provider ProviderConfig `json:"provider"`
+	// Provider is the simulated provider; the bench sets its Logger and
+	// sends no token.
+	Provider sim.Config `json:"provider"`
 
 	// Rate and Burst are what snowgate is told about the provider; 0 means
 	// the provider's own (Provider.Rate, and its burst). Concurrency is
@@ -66,40 +66,6 @@ type Config struct {
 	Keep bool   `json:"-"`
 	// Logger receives phase and progress lines; nil discards.
 	Logger *slog.Logger `json:"-"`
-}
-
-// ProviderConfig is the simulated provider's behaviour, as in sim.Config.
-type ProviderConfig struct {
-	Seed               int64         `json:"seed"`
-	Latency            time.Duration `json:"latency_ns"`
-	Jitter             time.Duration `json:"jitter_ns"`
-	Rate               float64       `json:"rate"`
-	Burst              int           `json:"burst"`
-	NotFoundRatio      float64       `json:"not_found_ratio"`
-	NoLocationRatio    float64       `json:"no_location_ratio"`
-	PermanentFailRatio float64       `json:"permanent_fail_ratio"`
-	ErrorRate          float64       `json:"error_rate"`
-	HangRate           float64       `json:"hang_rate"`
-	SlowRate           float64       `json:"slow_rate"`
-	TruncateRate       float64       `json:"truncate_rate"`
-	SlowDelay          time.Duration `json:"slow_delay_ns"`
-}
-
-func (p ProviderConfig) sim(logger *slog.Logger) sim.Config {
-	return sim.Config{
-		Seed: p.Seed, Latency: p.Latency, Jitter: p.Jitter, Rate: p.Rate, Burst: p.Burst,
-		NotFoundRatio: p.NotFoundRatio, NoLocationRatio: p.NoLocationRatio, PermanentFailRatio: p.PermanentFailRatio,
-		ErrorRate: p.ErrorRate, HangRate: p.HangRate, SlowRate: p.SlowRate, TruncateRate: p.TruncateRate,
-		SlowDelay: p.SlowDelay, Logger: logger,
-	}
-}
-
-// burst is the provider's effective bucket size, as the simulator fills it.
-func (p ProviderConfig) burst() int {
-	if p.Burst == 0 && p.Rate > 0 {
-		return max(1, int(p.Rate/10))
-	}
-	return p.Burst
 }
 
 // Defaults for the zero values of Config.
@@ -120,7 +86,7 @@ func Quick() Config {
 	return Config{
 		Rows: 20_000, RepeatRatio: 0.3, BatchSize: 1024, Parallel: 8, HotMin: 2 * time.Second,
 		BackfillRows: 10_000, Concurrency: 64,
-		Provider: ProviderConfig{
+		Provider: sim.Config{
 			Seed: 1, Latency: 20 * time.Millisecond, Jitter: 10 * time.Millisecond, Rate: 2000,
 			NotFoundRatio: 0.05, NoLocationRatio: 0.05, PermanentFailRatio: 0.001,
 			ErrorRate: 0.01, TruncateRate: 0.002,
@@ -147,12 +113,12 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.BaselineTimeout, DefaultBaselineTimeout)
 	setDefault(&c.Concurrency, DefaultConcurrency)
 	setDefault(&c.Rate, c.Provider.Rate)
-	setDefault(&c.Burst, c.Provider.burst())
+	setDefault(&c.Burst, c.Provider.Bucket())
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	// sim.New only validates and allocates; nothing is served.
-	s, err := sim.New(c.Provider.sim(nil))
+	s, err := sim.New(c.Provider)
 	if err != nil {
 		return c, fmt.Errorf("config: provider: %w", err)
 	}

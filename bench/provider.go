@@ -45,8 +45,9 @@ type provider struct {
 const maxRecordedBody = 64 << 10
 
 // startProvider serves a new simulator on 127.0.0.1. Close it.
-func startProvider(cfg ProviderConfig, logger *slog.Logger) (*provider, error) {
-	s, err := sim.New(cfg.sim(logger))
+func startProvider(cfg sim.Config, logger *slog.Logger) (*provider, error) {
+	cfg.Logger = logger
+	s, err := sim.New(cfg)
 	if err != nil {
 		return nil, err
 	}

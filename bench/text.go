@@ -34,7 +34,7 @@ func (r *Report) writeHeader(w io.Writer) {
 	c, p, m := r.Config, r.Config.Provider, r.Machine
 	fmt.Fprintf(w, "snowgate bench, %s, %s\n", r.Started.UTC().Format(time.RFC3339), secs(r.Seconds))
 	fmt.Fprintf(w, "provider: SIMULATED (not a real API): %s, latency %v ±%v; IDs %s not found, %s no location, %s always failing; requests %s 5xx, %s truncated, %s hanging, %s slow\n",
-		rateText(p.Rate, p.burst()), p.Latency, p.Jitter, pct(p.NotFoundRatio), pct(p.NoLocationRatio),
+		rateText(p.Rate, p.Bucket()), p.Latency, p.Jitter, pct(p.NotFoundRatio), pct(p.NoLocationRatio),
 		pct(p.PermanentFailRatio), pct(p.ErrorRate), pct(p.TruncateRate), pct(p.HangRate), pct(p.SlowRate))
 	fmt.Fprintf(w, "snowgate: %s, %d provider requests in flight at most\n", rateText(c.Rate, c.Burst), c.Concurrency)
 	if !c.NoBaseline {
