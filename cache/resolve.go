@@ -19,7 +19,7 @@ func (r *Resolver) Resolve(ctx context.Context, id string) Outcome {
 	if e, ok := r.shardFor(h).get(id, r.clock()); ok {
 		return Outcome{Entry: e, Hit: true}
 	}
-	o, src := r.await(ctx, id, h, r.cfg.L2 != nil)
+	o, src := r.await(ctx, id, h, r.cfg.L2 != nil, false)
 	var st Stats
 	st.tally(src, o.Err != nil)
 	r.m.add(st)
@@ -118,7 +118,7 @@ func (r *Resolver) fetchAll(ctx context.Context, ids []string, misses []miss, ou
 			}
 			m := misses[k]
 			a := &answers[k]
-			a.o, a.src = r.fetch(ctx, ids[m.at], m.h)
+			a.o, a.src = r.await(ctx, ids[m.at], m.h, false, true) // L2 already asked
 			answered[k].Store(true)
 			if left.Add(-1) == 0 {
 				close(all)
@@ -236,41 +236,26 @@ func (c *call) outcome(leader bool) (Outcome, source) {
 	return Outcome{Entry: c.fl.e, Hit: !c.fl.fetched}, src
 }
 
-// await starts or joins the shared lookup of id and waits for it or ctx; a
-// lookup it starts runs in a goroutine of its own, on the resolver's
-// context. askL2 makes a lookup this caller starts look in the L2 first.
-func (r *Resolver) await(ctx context.Context, id string, h uint64, askL2 bool) (Outcome, source) {
+// await starts or joins the shared lookup of id and waits for it or ctx.
+// A lookup it starts runs on the resolver's context: in a goroutine of its
+// own, or with inline in this one, which saves a goroutine and a hand-off
+// per ID for ResolveMany's workers (they have nothing else to do) but is
+// waited for even if ctx ends meanwhile. askL2 makes a lookup this caller
+// starts look in the L2 first.
+func (r *Resolver) await(ctx context.Context, id string, h uint64, askL2, inline bool) (Outcome, source) {
 	if err := ctx.Err(); err != nil {
 		return Outcome{Err: err}, abandoned
 	}
 	c, leader := r.begin(id)
-	if leader {
+	if r.waiting != nil {
+		r.waiting(id)
+	}
+	switch {
+	case leader && inline:
+		r.run(c, id, h, askL2)
+		return c.outcome(true)
+	case leader:
 		go r.run(c, id, h, askL2)
-	}
-	return r.wait(ctx, id, c, leader)
-}
-
-// fetch is await for ResolveMany's workers, which have nothing else to do:
-// a lookup it starts runs in the calling goroutine, saving a goroutine and
-// a hand-off per ID, and is waited for even if ctx ends meanwhile.
-func (r *Resolver) fetch(ctx context.Context, id string, h uint64) (Outcome, source) {
-	if err := ctx.Err(); err != nil {
-		return Outcome{Err: err}, abandoned
-	}
-	c, leader := r.begin(id)
-	if !leader {
-		return r.wait(ctx, id, c, false)
-	}
-	if r.waiting != nil {
-		r.waiting(id)
-	}
-	r.run(c, id, h, false) // the L2 was already asked
-	return c.outcome(true)
-}
-
-func (r *Resolver) wait(ctx context.Context, id string, c *call, leader bool) (Outcome, source) {
-	if r.waiting != nil {
-		r.waiting(id)
 	}
 	select {
 	case <-c.done:
