@@ -91,8 +91,13 @@ func (c *Client) retry(ctx context.Context, id string, u *url.URL) (Result, erro
 		if err == nil {
 			return res, nil
 		}
-		if ctx.Err() != nil || !retryable(err) {
+		if !retryable(err) {
 			return Result{}, fmt.Errorf("attempt %d: %w", attempt, err)
+		}
+		if ctx.Err() != nil {
+			// The lookup's time ran out as this attempt failed: say both,
+			// so callers see the deadline, not only the provider's 5xx.
+			return Result{}, fmt.Errorf("attempt %d: %w; then %w", attempt, err, context.Cause(ctx))
 		}
 		if attempt >= c.cfg.MaxAttempts {
 			return Result{}, fmt.Errorf("giving up after %d attempts: %w", attempt, err)
