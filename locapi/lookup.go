@@ -61,14 +61,16 @@ func (c *Client) Lookup(ctx context.Context, id string) (Result, error) {
 	stop := context.AfterFunc(c.closing, cancel)
 	defer stop()
 
-	res, err := c.retry(ctx, id, u)
+	var requests int
+	res, err := c.retry(ctx, id, u, &requests)
 	if err != nil {
 		c.n.failures.Add(1)
 		if c.closing.Err() != nil {
-			return Result{}, fmt.Errorf("locapi: lookup %s: %w", shortID(id), ErrClosed)
+			return Result{Requests: requests}, fmt.Errorf("locapi: lookup %s: %w", shortID(id), ErrClosed)
 		}
-		return Result{}, fmt.Errorf("locapi: lookup %s: %w", shortID(id), err)
+		return Result{Requests: requests}, fmt.Errorf("locapi: lookup %s: %w", shortID(id), err)
 	}
+	res.Requests = requests
 	switch res.Status {
 	case Found:
 		c.n.found.Add(1)
@@ -84,10 +86,11 @@ func (c *Client) Lookup(ctx context.Context, id string) (Result, error) {
 var errRetryTime = fmt.Errorf("retry time exhausted: %w", context.DeadlineExceeded)
 
 // retry runs attempts until one gives an answer, one fails for good, the
-// attempts are used up, or the next wait would pass ctx's deadline.
-func (c *Client) retry(ctx context.Context, id string, u *url.URL) (Result, error) {
+// attempts are used up, or the next wait would pass ctx's deadline. It adds
+// every request it sends to *requests.
+func (c *Client) retry(ctx context.Context, id string, u *url.URL, requests *int) (Result, error) {
 	for attempt := 1; ; attempt++ {
-		res, err := c.attempt(ctx, id, u, attempt)
+		res, err := c.attempt(ctx, id, u, attempt, requests)
 		if err == nil {
 			return res, nil
 		}
@@ -164,8 +167,8 @@ func sleep(ctx context.Context, what string, d time.Duration) error {
 }
 
 // attempt sends the n-th request of a lookup, holding a concurrency slot and
-// a limiter token.
-func (c *Client) attempt(ctx context.Context, id string, u *url.URL, n int) (Result, error) {
+// a limiter token, and counts it in *requests once it goes out.
+func (c *Client) attempt(ctx context.Context, id string, u *url.URL, n int, requests *int) (Result, error) {
 	start := time.Now()
 	reserved, err := c.acquire(ctx)
 	if err != nil {
@@ -181,6 +184,7 @@ func (c *Client) attempt(ctx context.Context, id string, u *url.URL, n int) (Res
 	req := (&http.Request{Method: http.MethodGet, URL: u, Header: c.header, Host: u.Host}).WithContext(actx)
 	sent := time.Now()
 	c.n.requests.Add(1)
+	*requests++
 	if n > 1 {
 		c.n.retries.Add(1)
 		c.m.retries.Inc()

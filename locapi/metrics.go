@@ -24,7 +24,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "snowgate_upstream_requests_total",
-			Help: "Requests sent to the location provider, by HTTP status code (\"error\": no answer).",
+			Help: "Requests sent to the location provider, every attempt (retries and 429s included), by HTTP status code (\"error\": no answer).",
 		}, []string{"code"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "snowgate_upstream_retries_total",

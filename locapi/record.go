@@ -57,6 +57,10 @@ type Record struct {
 type Result struct {
 	Status Status
 	Record *Record
+	// Requests is how many requests Lookup sent to the provider for it,
+	// every attempt counted (retries and 429s included). Lookup sets it
+	// with an error too, so a failed lookup still says what it cost.
+	Requests int
 }
 
 // ErrInvalidID marks an ID rejected before any request: empty, longer than
