@@ -86,7 +86,7 @@ func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *s
 		return fmt.Errorf("%w: backfill: --progress %q: want auto, bar, log or none", errUsage, f.progress)
 	}
 
-	wh, err := openWarehouse(ctx, f.warehouse, tables)
+	wh, err := openWarehouse(ctx, f.warehouse, tables, logger)
 	if err != nil {
 		return fmt.Errorf("backfill: %w", err)
 	}
@@ -114,8 +114,9 @@ func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *s
 	return nil
 }
 
-// openWarehouse parses --warehouse.
-func openWarehouse(ctx context.Context, spec string, tables loader.Tables) (loader.Warehouse, error) {
+// openWarehouse parses --warehouse. A Snowflake configuration that cannot
+// work (a variable missing, a key file unreadable) is a usage error.
+func openWarehouse(ctx context.Context, spec string, tables loader.Tables, logger *slog.Logger) (loader.Warehouse, error) {
 	switch {
 	case strings.HasPrefix(spec, "duckdb:"):
 		return loader.OpenDuckDB(ctx, strings.TrimPrefix(spec, "duckdb:"), tables)
@@ -123,9 +124,12 @@ func openWarehouse(ctx context.Context, spec string, tables loader.Tables) (load
 		if tables.SourceFile != "" {
 			return nil, fmt.Errorf("%w: --source-file works with DuckDB only", errUsage)
 		}
+		if ignored := snowflake.IgnoredByDSN(os.Getenv); len(ignored) > 0 {
+			logger.WarnContext(ctx, "SNOWFLAKE_DSN is set, so these variables are ignored", "ignored", ignored)
+		}
 		dc, err := snowflake.ConfigFromEnv(os.Getenv)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%w: %v", errUsage, err)
 		}
 		return snowflake.OpenConfig(ctx, dc, snowflake.Config{Tables: tables})
 	}

@@ -5,8 +5,11 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
+	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,6 +20,17 @@ func writeKey(t *testing.T, blockType string, der []byte) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "key.p8")
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: blockType, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeToken writes a token file the way an operator would (echo adds the
+// newline), with the owner-only mode gosnowflake insists on.
+func writeToken(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -34,7 +48,10 @@ func TestConfigFromEnv(t *testing.T) {
 	pkcs8Path := writeKey(t, "PRIVATE KEY", pkcs8)
 	pkcs1Path := writeKey(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(key))
 	encPath := writeKey(t, "ENCRYPTED PRIVATE KEY", []byte("opaque"))
-	base := map[string]string{"SNOWFLAKE_ACCOUNT": "myorg-acct", "SNOWFLAKE_USER": "loader"}
+	patPath := writeToken(t, "pat-secret\n")
+	emptyPath := writeToken(t, " \n")
+	missingPath := filepath.Join(t.TempDir(), "none")
+	base := map[string]string{"SNOWFLAKE_ACCOUNT": "myorg-acct", "SNOWFLAKE_USER": "loader", "SNOWFLAKE_WAREHOUSE": "LOAD_WH"}
 	with := func(kv ...string) map[string]string {
 		m := map[string]string{}
 		for k, v := range base {
@@ -44,6 +61,13 @@ func TestConfigFromEnv(t *testing.T) {
 			m[kv[i]] = kv[i+1]
 		}
 		return m
+	}
+	wantAuth := func(want sf.AuthType) func(t *testing.T, c sf.Config) {
+		return func(t *testing.T, c sf.Config) {
+			if c.Authenticator != want {
+				t.Errorf("got authenticator %v; want %v", c.Authenticator, want)
+			}
+		}
 	}
 	tests := []struct {
 		name    string
@@ -57,6 +81,16 @@ func TestConfigFromEnv(t *testing.T) {
 			check: func(t *testing.T, c sf.Config) {
 				if c.Account != "acct2" || c.User != "u" || c.Database != "db" || c.Schema != "sch" || c.Warehouse != "wh" || c.Role != "r" {
 					t.Errorf("got %s/%s/%s/%s/%s/%s; want acct2/u/db/sch/wh/r", c.Account, c.User, c.Database, c.Schema, c.Warehouse, c.Role)
+				}
+			},
+		},
+		{
+			name: "DSN token file is read once",
+			env: map[string]string{"SNOWFLAKE_DSN": "u@acct/db/sch?warehouse=wh&authenticator=programmatic_access_token&tokenFilePath=" +
+				url.QueryEscape(patPath)},
+			check: func(t *testing.T, c sf.Config) {
+				if c.Authenticator != sf.AuthTypePat || c.Token != "pat-secret" || c.TokenFilePath != "" {
+					t.Errorf("got authenticator %v, token %q, file %q; want PAT, pat-secret, no file", c.Authenticator, c.Token, c.TokenFilePath)
 				}
 			},
 		},
@@ -80,6 +114,11 @@ func TestConfigFromEnv(t *testing.T) {
 			},
 		},
 		{
+			name:  "key path wins over a password",
+			env:   with("SNOWFLAKE_PRIVATE_KEY_PATH", pkcs8Path, "SNOWFLAKE_PASSWORD", "pw"),
+			check: wantAuth(sf.AuthTypeJwt),
+		},
+		{
 			name: "key pair, PKCS#1, explicit authenticator",
 			env:  with("SNOWFLAKE_AUTHENTICATOR", "SNOWFLAKE_JWT", "SNOWFLAKE_PRIVATE_KEY_PATH", pkcs1Path),
 			check: func(t *testing.T, c sf.Config) {
@@ -89,11 +128,38 @@ func TestConfigFromEnv(t *testing.T) {
 			},
 		},
 		{
+			name: "programmatic access token from a file",
+			env:  with("SNOWFLAKE_AUTHENTICATOR", "programmatic_access_token", "SNOWFLAKE_TOKEN_FILE_PATH", patPath),
+			check: func(t *testing.T, c sf.Config) {
+				if c.Authenticator != sf.AuthTypePat || c.Token != "pat-secret" || c.TokenFilePath != "" {
+					t.Errorf("got authenticator %v, token %q, file %q; want PAT, pat-secret, no file", c.Authenticator, c.Token, c.TokenFilePath)
+				}
+			},
+		},
+		{
+			name: "programmatic access token inline",
+			env:  with("SNOWFLAKE_AUTHENTICATOR", "programmatic_access_token", "SNOWFLAKE_TOKEN", "tok"),
+			check: func(t *testing.T, c sf.Config) {
+				if c.Authenticator != sf.AuthTypePat || c.Token != "tok" {
+					t.Errorf("got authenticator %v token %q; want PAT tok", c.Authenticator, c.Token)
+				}
+			},
+		},
+		{
 			name: "oauth token",
-			env:  map[string]string{"SNOWFLAKE_ACCOUNT": "a", "SNOWFLAKE_AUTHENTICATOR": "oauth", "SNOWFLAKE_TOKEN": "tok"},
+			env:  map[string]string{"SNOWFLAKE_ACCOUNT": "a", "SNOWFLAKE_WAREHOUSE": "W", "SNOWFLAKE_AUTHENTICATOR": "oauth", "SNOWFLAKE_TOKEN": "tok"},
 			check: func(t *testing.T, c sf.Config) {
 				if c.Authenticator != sf.AuthTypeOAuth || c.Token != "tok" {
 					t.Errorf("got authenticator %v token %q; want OAUTH tok", c.Authenticator, c.Token)
+				}
+			},
+		},
+		{
+			name: "oauth token file stays a file (the driver re-reads it at each login)",
+			env:  with("SNOWFLAKE_AUTHENTICATOR", "oauth", "SNOWFLAKE_TOKEN_FILE_PATH", patPath),
+			check: func(t *testing.T, c sf.Config) {
+				if c.Authenticator != sf.AuthTypeOAuth || c.Token != "" || c.TokenFilePath != patPath {
+					t.Errorf("got authenticator %v, token %q, file %q; want OAUTH, no token, %s", c.Authenticator, c.Token, c.TokenFilePath, patPath)
 				}
 			},
 		},
@@ -107,11 +173,22 @@ func TestConfigFromEnv(t *testing.T) {
 			},
 		},
 		{name: "nothing set", env: map[string]string{}, wantErr: "set SNOWFLAKE_DSN or SNOWFLAKE_ACCOUNT"},
-		{name: "password missing", env: with(), wantErr: "needs SNOWFLAKE_USER and SNOWFLAKE_PASSWORD"},
-		{name: "key pair without key", env: with("SNOWFLAKE_AUTHENTICATOR", "snowflake_jwt"), wantErr: "SNOWFLAKE_PRIVATE_KEY_PATH"},
+		{name: "no warehouse", env: map[string]string{"SNOWFLAKE_ACCOUNT": "a", "SNOWFLAKE_USER": "u", "SNOWFLAKE_PASSWORD": "hunter2"}, wantErr: "set SNOWFLAKE_WAREHOUSE"},
+		{
+			name:    "DSN without warehouse, even with SNOWFLAKE_WAREHOUSE set",
+			env:     with("SNOWFLAKE_DSN", "u:hunter2@acct/db/sch?role=r"),
+			wantErr: "SNOWFLAKE_DSN has no warehouse parameter",
+		},
+		{name: "no credentials: key pair is the default", env: with(), wantErr: "key-pair authentication (the default) needs SNOWFLAKE_USER and SNOWFLAKE_PRIVATE_KEY_PATH"},
+		{name: "password authenticator without password", env: with("SNOWFLAKE_AUTHENTICATOR", "snowflake"), wantErr: "needs SNOWFLAKE_USER and SNOWFLAKE_PASSWORD"},
+		{name: "key pair without key", env: with("SNOWFLAKE_AUTHENTICATOR", "snowflake_jwt", "SNOWFLAKE_PASSWORD", "hunter2"), wantErr: "SNOWFLAKE_PRIVATE_KEY_PATH"},
 		{name: "encrypted key", env: with("SNOWFLAKE_PRIVATE_KEY_PATH", encPath), wantErr: "encrypted"},
-		{name: "key file missing", env: with("SNOWFLAKE_PRIVATE_KEY_PATH", filepath.Join(t.TempDir(), "none")), wantErr: "SNOWFLAKE_PRIVATE_KEY_PATH"},
+		{name: "key file missing", env: with("SNOWFLAKE_PRIVATE_KEY_PATH", missingPath), wantErr: "SNOWFLAKE_PRIVATE_KEY_PATH"},
 		{name: "oauth without token", env: with("SNOWFLAKE_AUTHENTICATOR", "oauth"), wantErr: "SNOWFLAKE_TOKEN"},
+		{name: "oauth token file missing", env: with("SNOWFLAKE_AUTHENTICATOR", "oauth", "SNOWFLAKE_TOKEN_FILE_PATH", missingPath), wantErr: "SNOWFLAKE_TOKEN_FILE_PATH"},
+		{name: "PAT without token", env: with("SNOWFLAKE_AUTHENTICATOR", "programmatic_access_token"), wantErr: "SNOWFLAKE_TOKEN or SNOWFLAKE_TOKEN_FILE_PATH"},
+		{name: "PAT token file missing", env: with("SNOWFLAKE_AUTHENTICATOR", "programmatic_access_token", "SNOWFLAKE_TOKEN_FILE_PATH", missingPath), wantErr: "SNOWFLAKE_TOKEN_FILE_PATH"},
+		{name: "PAT token file empty", env: with("SNOWFLAKE_AUTHENTICATOR", "programmatic_access_token", "SNOWFLAKE_TOKEN_FILE_PATH", emptyPath), wantErr: "empty"},
 		{name: "two tokens", env: with("SNOWFLAKE_AUTHENTICATOR", "oauth", "SNOWFLAKE_TOKEN", "a", "SNOWFLAKE_TOKEN_FILE_PATH", "/x"), wantErr: "only one"},
 		{name: "unknown authenticator", env: with("SNOWFLAKE_AUTHENTICATOR", "okta-ish", "SNOWFLAKE_PASSWORD", "hunter2"), wantErr: "is not one of"},
 		{name: "bad port", env: with("SNOWFLAKE_PASSWORD", "hunter2", "SNOWFLAKE_PORT", "99999"), wantErr: "not a port number"},
@@ -137,35 +214,118 @@ func TestConfigFromEnv(t *testing.T) {
 	}
 }
 
-// TestOpenConfigFromEnv logs in to the stand-in with a configuration built
-// from the variables, not a DSN.
+// TestEnvVarsListed keeps envVars, which IgnoredByDSN reports from, in step
+// with the variables ConfigFromEnv really reads.
+func TestEnvVarsListed(t *testing.T) {
+	listed := map[string]bool{}
+	for _, name := range envVars {
+		listed[name] = true
+	}
+	read := map[string]bool{}
+	getenv := func(k string) string {
+		read[k] = true
+		return map[string]string{"SNOWFLAKE_ACCOUNT": "a", "SNOWFLAKE_WAREHOUSE": "w", "SNOWFLAKE_USER": "u", "SNOWFLAKE_PASSWORD": "p"}[k]
+	}
+	if _, err := ConfigFromEnv(getenv); err != nil {
+		t.Fatalf("ConfigFromEnv: %v", err)
+	}
+	for name := range read {
+		if name != "SNOWFLAKE_DSN" && !listed[name] {
+			t.Errorf("ConfigFromEnv reads %s, which envVars does not list", name)
+		}
+	}
+	for name := range listed {
+		if !read[name] {
+			t.Errorf("envVars lists %s, which ConfigFromEnv does not read", name)
+		}
+	}
+}
+
+func TestIgnoredByDSN(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"no DSN", map[string]string{"SNOWFLAKE_ROLE": "R"}, nil},
+		{"DSN alone", map[string]string{"SNOWFLAKE_DSN": "u@a/db?warehouse=w"}, nil},
+		{
+			"DSN beside variables",
+			map[string]string{"SNOWFLAKE_DSN": "u@a/db?warehouse=w", "SNOWFLAKE_ROLE": "R", "SNOWFLAKE_PASSWORD": "hunter2", "SNOWFLAKE_WAREHOUSE": "W", "SNOWFLAKE_OTHER": "x"},
+			[]string{"SNOWFLAKE_PASSWORD", "SNOWFLAKE_WAREHOUSE", "SNOWFLAKE_ROLE"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := IgnoredByDSN(func(k string) string { return tt.env[k] })
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("got %v; want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestOpenConfigFromEnv logs in to the stand-in with configurations built
+// by ConfigFromEnv, and checks what the driver sent: a token read from a
+// file reaches the login request (gosnowflake alone fails with 260016).
 func TestOpenConfigFromEnv(t *testing.T) {
 	s := newStandin(t, inlineThreshold)
 	hostPort := strings.TrimPrefix(s.srv.URL, "http://")
 	host, port, _ := strings.Cut(hostPort, ":")
-	env := map[string]string{
-		"SNOWFLAKE_ACCOUNT": "standin", "SNOWFLAKE_USER": "envuser", "SNOWFLAKE_PASSWORD": "envpw",
-		"SNOWFLAKE_DATABASE": "TESTDB", "SNOWFLAKE_SCHEMA": "PUBLIC",
+	patPath := writeToken(t, "pat-secret\n")
+	at := map[string]string{
+		"SNOWFLAKE_ACCOUNT": "standin", "SNOWFLAKE_DATABASE": "TESTDB", "SNOWFLAKE_SCHEMA": "PUBLIC", "SNOWFLAKE_WAREHOUSE": "WH",
 		"SNOWFLAKE_HOST": host, "SNOWFLAKE_PORT": port, "SNOWFLAKE_PROTOCOL": "http",
 	}
-	dc, err := ConfigFromEnv(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatalf("ConfigFromEnv: %v", err)
+	with := func(kv ...string) map[string]string {
+		m := maps.Clone(at)
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i]] = kv[i+1]
+		}
+		return m
 	}
-	dc.DisableTelemetry = true
-	w, err := OpenConfig(testCtx(t), dc, Config{})
-	if err != nil {
-		t.Fatalf("OpenConfig: %v", err)
+	tests := []struct {
+		name                           string
+		env                            map[string]string
+		user, password, auth, tokenOut string
+	}{
+		{"password", with("SNOWFLAKE_USER", "envuser", "SNOWFLAKE_PASSWORD", "envpw"), "envuser", "envpw", "", ""}, // password logins name no authenticator
+		{
+			"programmatic access token file",
+			with("SNOWFLAKE_USER", "patuser", "SNOWFLAKE_AUTHENTICATOR", "programmatic_access_token", "SNOWFLAKE_TOKEN_FILE_PATH", patPath),
+			"patuser", "", "PROGRAMMATIC_ACCESS_TOKEN", "pat-secret",
+		},
+		{
+			"DSN with a token file",
+			map[string]string{"SNOWFLAKE_DSN": "dsnuser@" + hostPort + "/TESTDB/PUBLIC?account=standin&protocol=http&warehouse=WH" +
+				"&authenticator=programmatic_access_token&tokenFilePath=" + url.QueryEscape(patPath)},
+			"dsnuser", "", "PROGRAMMATIC_ACCESS_TOKEN", "pat-secret",
+		},
 	}
-	if err := w.Close(); err != nil {
-		t.Errorf("Close: %v", err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(s.logins) != 1 {
-		t.Fatalf("got %d logins; want 1", len(s.logins))
-	}
-	if d := s.logins[0].Data; d.AccountName != "standin" || d.LoginName != "envuser" || d.Password != "envpw" {
-		t.Errorf("got login %s/%s/%s; want standin/envuser/envpw", d.AccountName, d.LoginName, d.Password)
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dc, err := ConfigFromEnv(func(k string) string { return tt.env[k] })
+			if err != nil {
+				t.Fatalf("ConfigFromEnv: %v", err)
+			}
+			dc.DisableTelemetry = true
+			w, err := OpenConfig(testCtx(t), dc, Config{})
+			if err != nil {
+				t.Fatalf("OpenConfig: %v", err)
+			}
+			if err := w.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			if len(s.logins) != i+1 {
+				t.Fatalf("got %d logins in all; want %d", len(s.logins), i+1)
+			}
+			d := s.logins[i].Data
+			if d.AccountName != "standin" || d.LoginName != tt.user || d.Password != tt.password || d.Authenticator != tt.auth || d.Token != tt.tokenOut {
+				t.Errorf("got login %s/%s/%q/%s/%q; want standin/%s/%q/%s/%q",
+					d.AccountName, d.LoginName, d.Password, d.Authenticator, d.Token, tt.user, tt.password, tt.auth, tt.tokenOut)
+			}
+		})
 	}
 }

@@ -196,15 +196,17 @@ func (t tables) deleteStaged(tbl loader.Ident, where string) string {
 // rows. It never uses OFFSET, so every page costs the same. The first page
 // (after == "") uses >= so that an empty-string ID is read too, like the
 // DuckDB warehouse does; the pipeline records it as invalid. The limit is an
-// int formatted here, not user text.
+// int formatted here, not user text. ORDER BY 1 sorts by the selected
+// expression, which carries idCollation, like the comparison with the cursor.
 func (t tables) pendingSQL(sel loader.Selection, after string, limit int) string {
 	op := ">"
 	if after == "" {
 		op = ">="
 	}
 	if sel.RetryFailed {
-		return fmt.Sprintf("SELECT %s FROM %s WHERE %s %s ? ORDER BY 1 LIMIT %s",
-			colID, t.failures, colID, op, strconv.Itoa(limit))
+		id := collated(colID)
+		return fmt.Sprintf("SELECT %s FROM %s WHERE %s %s ? ORDER BY %s LIMIT %s",
+			colID, t.failures, id, op, id, strconv.Itoa(limit))
 	}
 	return fmt.Sprintf("SELECT DISTINCT %s AS %s FROM %s s WHERE %s AND %s %s ?%s ORDER BY 1 LIMIT %s",
 		t.sourceID(), colID, t.source, t.notNull(), t.sourceID(), op, t.notAccounted(sel), strconv.Itoa(limit))
@@ -219,10 +221,22 @@ func (t tables) countSQL(sel loader.Selection) string {
 		t.sourceID(), t.source, t.notNull(), t.notAccounted(sel))
 }
 
+// idCollation is the collation of every keyset comparison, sort, DISTINCT
+// and join on IDs. 'utf8' compares by code point, which for UTF-8 text is
+// byte order: Go's string order, the order the cursor advances in. Under a
+// column's or the account's default collation (DEFAULT_DDL_COLLATION, e.g.
+// 'en-ci') "abc" and "ABC" would be one ID and the sort would disagree with
+// the cursor, so pages could skip or repeat IDs. It is applied with the
+// COLLATE function, the highest precedence, so it wins over any column's
+// collation. An empty specification would not: it ranks below a column's.
+const idCollation = "'utf8'"
+
+func collated(expr string) string { return "COLLATE(" + expr + ", " + idCollation + ")" }
+
 // sourceID is the source ID as text: the column may be any type, and the
 // keyset order, the comparison with the cursor and the joins are all on the
-// same VARCHAR form.
-func (t tables) sourceID() string { return "TO_VARCHAR(s." + t.idCol.String() + ")" }
+// same VARCHAR form, in idCollation.
+func (t tables) sourceID() string { return collated("TO_VARCHAR(s." + t.idCol.String() + ")") }
 
 func (t tables) notNull() string { return "s." + t.idCol.String() + " IS NOT NULL" }
 

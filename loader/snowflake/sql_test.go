@@ -125,22 +125,22 @@ func TestSelectionSQL(t *testing.T) {
 		{
 			name:    "incremental",
 			sel:     loader.Selection{},
-			want:    []string{`FROM "MASTER_TABLE" s`, `NOT EXISTS (SELECT 1 FROM "STANDARDIZED_LOCATIONS_FAILURES" x WHERE x."ID" = TO_VARCHAR(s."ID"))`},
+			want:    []string{`FROM "MASTER_TABLE" s`, `NOT EXISTS (SELECT 1 FROM "STANDARDIZED_LOCATIONS_FAILURES" x WHERE x."ID" = COLLATE(TO_VARCHAR(s."ID"), 'utf8'))`},
 			notWant: []string{`"RESOLVED_AT" >= ?`},
 		},
 		{
 			name: "refresh older than a day",
 			sel:  loader.Selection{RefreshOlderThan: 24 * time.Hour, Now: now},
 			want: []string{
-				`FROM "STANDARDIZED_LOCATIONS" x WHERE x."ID" = TO_VARCHAR(s."ID") AND x."RESOLVED_AT" >= ?)`,
-				`FROM "STANDARDIZED_LOCATIONS_MISSES" x WHERE x."ID" = TO_VARCHAR(s."ID") AND x."RESOLVED_AT" >= ?)`,
+				`FROM "STANDARDIZED_LOCATIONS" x WHERE x."ID" = COLLATE(TO_VARCHAR(s."ID"), 'utf8') AND x."RESOLVED_AT" >= ?)`,
+				`FROM "STANDARDIZED_LOCATIONS_MISSES" x WHERE x."ID" = COLLATE(TO_VARCHAR(s."ID"), 'utf8') AND x."RESOLVED_AT" >= ?)`,
 			},
 			wantBinds: []any{now.Add(-24 * time.Hour), now.Add(-24 * time.Hour)},
 		},
 		{
 			name:    "retry failed",
 			sel:     loader.Selection{RetryFailed: true, RefreshOlderThan: time.Hour, Now: now},
-			want:    []string{`SELECT "ID" FROM "STANDARDIZED_LOCATIONS_FAILURES" WHERE "ID" > ? ORDER BY 1 LIMIT 7`},
+			want:    []string{`SELECT "ID" FROM "STANDARDIZED_LOCATIONS_FAILURES" WHERE COLLATE("ID", 'utf8') > ? ORDER BY COLLATE("ID", 'utf8') LIMIT 7`},
 			notWant: []string{`MASTER_TABLE`},
 		},
 	}
@@ -176,6 +176,38 @@ func TestSelectionSQL(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKeysetCollation checks that the keyset query compares, sorts, dedupes
+// and joins IDs in 'utf8' (code point, so Go's byte order) whatever
+// collation the columns or the account default to: the whole page query
+// exactly, then that no bare TO_VARCHAR or bare failures ID is compared
+// anywhere in any selection's page and count queries.
+func TestKeysetCollation(t *testing.T) {
+	tb := mustTables(t, "MASTER_TABLE", "ID", "STANDARDIZED_LOCATIONS")
+	const id = `COLLATE(TO_VARCHAR(s."ID"), 'utf8')`
+	want := `SELECT DISTINCT ` + id + ` AS "ID" FROM "MASTER_TABLE" s WHERE s."ID" IS NOT NULL AND ` + id + ` > ?` +
+		` AND NOT EXISTS (SELECT 1 FROM "STANDARDIZED_LOCATIONS" x WHERE x."ID" = ` + id + `)` +
+		` AND NOT EXISTS (SELECT 1 FROM "STANDARDIZED_LOCATIONS_MISSES" x WHERE x."ID" = ` + id + `)` +
+		` AND NOT EXISTS (SELECT 1 FROM "STANDARDIZED_LOCATIONS_FAILURES" x WHERE x."ID" = ` + id + `)` +
+		` ORDER BY 1 LIMIT 500`
+	if got := tb.pendingSQL(loader.Selection{}, "K", 500); got != want {
+		t.Errorf("page query:\ngot  %s\nwant %s", got, want)
+	}
+	wantCount := `SELECT COUNT(DISTINCT ` + id + `) FROM "MASTER_TABLE" s WHERE s."ID" IS NOT NULL` + want[strings.Index(want, " AND NOT EXISTS"):strings.Index(want, " ORDER BY")]
+	if got := tb.countSQL(loader.Selection{}); got != wantCount {
+		t.Errorf("count query:\ngot  %s\nwant %s", got, wantCount)
+	}
+	for _, sel := range []loader.Selection{{}, {RefreshOlderThan: time.Hour}, {RetryFailed: true}} {
+		for _, q := range []string{tb.pendingSQL(sel, "", 500), tb.pendingSQL(sel, "K", 500), tb.countSQL(sel)} {
+			if bare, all := strings.Count(q, "TO_VARCHAR("), strings.Count(q, "COLLATE(TO_VARCHAR("); bare != all {
+				t.Errorf("%d of %d TO_VARCHAR calls lack COLLATE in\n%s", bare-all, bare, q)
+			}
+			if strings.Contains(q, `WHERE "ID"`) || strings.Contains(q, `ORDER BY "ID"`) {
+				t.Errorf("a failures ID is compared without COLLATE in\n%s", q)
+			}
+		}
 	}
 }
 

@@ -90,6 +90,7 @@ type loginRequest struct {
 		LoginName     string         `json:"LOGIN_NAME"`
 		Password      string         `json:"PASSWORD"`
 		Authenticator string         `json:"AUTHENTICATOR"`
+		Token         string         `json:"TOKEN"`
 		SessionParams map[string]any `json:"SESSION_PARAMETERS"`
 	} `json:"data"`
 }
@@ -178,7 +179,7 @@ func (s *standin) login(w http.ResponseWriter, r *http.Request) {
 }
 
 // fromCursorRE matches a page query that includes the cursor itself.
-var fromCursorRE = regexp.MustCompile(`(TO_VARCHAR\(s\."\w+"\)|"ID") >= \?`)
+var fromCursorRE = regexp.MustCompile(`COLLATE\((TO_VARCHAR\(s\."\w+"\)|"ID"), 'utf8'\) >= \?`)
 
 var putRE = regexp.MustCompile(`(?i)^put\s+'file://([^']+)'\s+'([^']+)'`)
 

@@ -228,14 +228,14 @@ func testKeyset(t *testing.T, ctx context.Context, s *standin, w *Warehouse) {
 	}
 	wantCursor := []string{"", "K010", "K020", "K025"}
 	for i, st := range stmts[1:] {
-		cmp := `TO_VARCHAR(s."ID") > ?`
+		cmp := `COLLATE(TO_VARCHAR(s."ID"), 'utf8') > ?`
 		if i == 0 {
-			cmp = `TO_VARCHAR(s."ID") >= ?` // the first page includes an empty-string ID
+			cmp = `COLLATE(TO_VARCHAR(s."ID"), 'utf8') >= ?` // the first page includes an empty-string ID
 		}
 		for _, frag := range []string{
-			`SELECT DISTINCT TO_VARCHAR(s."ID") AS "ID" FROM "MASTER_TABLE" s`,
+			`SELECT DISTINCT COLLATE(TO_VARCHAR(s."ID"), 'utf8') AS "ID" FROM "MASTER_TABLE" s`,
 			cmp,
-			`NOT EXISTS (SELECT 1 FROM "STANDARDIZED_LOCATIONS" x WHERE x."ID" = TO_VARCHAR(s."ID"))`,
+			`NOT EXISTS (SELECT 1 FROM "STANDARDIZED_LOCATIONS" x WHERE x."ID" = COLLATE(TO_VARCHAR(s."ID"), 'utf8'))`,
 			`NOT EXISTS (SELECT 1 FROM "STANDARDIZED_LOCATIONS_MISSES" x`,
 			`NOT EXISTS (SELECT 1 FROM "STANDARDIZED_LOCATIONS_FAILURES" x`,
 			` ORDER BY 1 LIMIT 10`,
