@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"math"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 	"unsafe"
@@ -174,13 +176,99 @@ func TestMetrics(t *testing.T) {
 # HELP snowgate_cache_failures_total Distinct IDs that ended in an error (invalid ID, provider failure, caller gave up); never cached.
 # TYPE snowgate_cache_failures_total counter
 snowgate_cache_failures_total 1
-# HELP snowgate_cache_requests_total Distinct IDs asked of the resolver, by how they were answered: hit (from the cache), miss (a provider lookup was started), coalesced (joined a lookup already in flight).
+# HELP snowgate_cache_requests_total Distinct IDs asked of the resolver (per call), by how they were answered: hit (from the cache or the shared L2), miss (a lookup asked the provider; invalid IDs included, rejected without a request), coalesced (joined a lookup already in flight), abandoned (the caller gave up or the resolver closed before any lookup).
 # TYPE snowgate_cache_requests_total counter
+snowgate_cache_requests_total{result="abandoned"} 0
 snowgate_cache_requests_total{result="coalesced"} 1
 snowgate_cache_requests_total{result="hit"} 2
 snowgate_cache_requests_total{result="miss"} 2
 `
 	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "snowgate_cache_requests_total", "snowgate_cache_failures_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// snowgate_cache_requests_total counts every distinct ID asked exactly
+// once, also when its caller gives up while the lookup goes on, when a
+// joined lookup finds the ID cached, and after Close; Stats partition each
+// call's distinct IDs and carry the Lookuper's request counts.
+func TestMetricsAddUp(t *testing.T) {
+	g := newGate()
+	gated := g.answer
+	g.answer = func(ctx context.Context, id string) (locapi.Result, error) {
+		res, err := gated(ctx, id)
+		if !errors.Is(err, locapi.ErrInvalidID) {
+			res.Requests = 2 // as a client that retried once would report
+		}
+		return res, err
+	}
+	reg := prometheus.NewRegistry()
+	r := newTestResolver(t, g, Config{Concurrency: 1}, reg)
+	check := func(step string, got, want Stats) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: got %+v; want %+v", step, got, want)
+		}
+	}
+
+	// x's lookup runs in the one worker when the caller gives up: x goes on
+	// (a miss), y and z were never taken (abandoned).
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan Stats, 1)
+	go func() { _, st := r.ResolveMany(ctx, []string{"x", "y", "z"}); done <- st }()
+	<-g.started
+	cancel()
+	check("given up", <-done, Stats{IDs: 3, Distinct: 3, Abandoned: 3, Failed: 3})
+	close(g.release)
+	<-g.ctxErr
+
+	// w is stored after a caller has begun its lookup and another has
+	// joined it: the leader's re-check hits, the joiner is coalesced.
+	var awaits atomic.Int32
+	begun, joined, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	r.waiting = func(string) {
+		if awaits.Add(1) == 1 {
+			close(begun)
+			<-release // the leader, before its lookup runs
+			return
+		}
+		close(joined)
+	}
+	leader, joiner := make(chan Outcome, 1), make(chan Outcome, 1)
+	go func() { leader <- r.Resolve(t.Context(), "w") }()
+	<-begun
+	go func() { joiner <- r.Resolve(t.Context(), "w") }()
+	<-joined
+	e, err := newEntry(locapi.Result{Status: locapi.Found, Record: record("w")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.store("w", maphash.String(r.seed, "w"), e, time.Hour, r.clock())
+	close(release)
+	for _, o := range []Outcome{<-leader, <-joiner} {
+		if o.Entry != e || !o.Hit {
+			t.Errorf("w: got %+v; want the stored entry, as a hit", o)
+		}
+	}
+	r.waiting = nil
+
+	_, st := r.ResolveMany(t.Context(), []string{"ok", "", "ok", "x"})
+	check("mixed", st, Stats{IDs: 4, Distinct: 3, Hits: 1, Fetched: 1, Invalid: 1, Requests: 2, Failed: 1})
+	r.Close()
+	_, st = r.ResolveMany(t.Context(), []string{"x", "new"})
+	check("closed", st, Stats{IDs: 2, Distinct: 2, Hits: 1, Abandoned: 1, Failed: 1})
+	r.Resolve(t.Context(), "new2")
+
+	// Asked: 3 + 2 (w twice) + 3 + 2 + 1 = 11.
+	want := `
+# HELP snowgate_cache_requests_total Distinct IDs asked of the resolver (per call), by how they were answered: hit (from the cache or the shared L2), miss (a lookup asked the provider; invalid IDs included, rejected without a request), coalesced (joined a lookup already in flight), abandoned (the caller gave up or the resolver closed before any lookup).
+# TYPE snowgate_cache_requests_total counter
+snowgate_cache_requests_total{result="abandoned"} 4
+snowgate_cache_requests_total{result="coalesced"} 1
+snowgate_cache_requests_total{result="hit"} 3
+snowgate_cache_requests_total{result="miss"} 3
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "snowgate_cache_requests_total"); err != nil {
 		t.Error(err)
 	}
 }

@@ -47,8 +47,8 @@ func ExampleResolver_ResolveMany() {
 	// "W404": not_found hit=false
 	// "W1": found hit=false {"id":"W1","label":null,"geo_label":null,"street_address":null,"city_label":"Warsaw","postal_code":null,"country_label":null,"latitude":null,"longitude":null}
 	// "": error: invalid id: empty
-	// {IDs:4 Distinct:3 Hits:0 L2Hits:0 Coalesced:0 Fetched:3 Failed:1}
+	// {IDs:4 Distinct:3 Hits:0 L2Hits:0 Coalesced:0 Fetched:2 Invalid:1 Abandoned:0 Requests:0 Failed:1}
 	// "W1": found hit=true {"id":"W1","label":null,"geo_label":null,"street_address":null,"city_label":"Warsaw","postal_code":null,"country_label":null,"latitude":null,"longitude":null}
 	// "W404": not_found hit=true
-	// {IDs:2 Distinct:2 Hits:2 L2Hits:0 Coalesced:0 Fetched:0 Failed:0}
+	// {IDs:2 Distinct:2 Hits:2 L2Hits:0 Coalesced:0 Fetched:0 Invalid:0 Abandoned:0 Requests:0 Failed:0}
 }

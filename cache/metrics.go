@@ -9,12 +9,21 @@ import (
 
 // metrics are the resolver's counters. They exist even when nothing is
 // registered, so the code that counts never checks. Hits are not among
-// them: the shards count those under their own locks (see shard.hits), and
-// requests is the collector that reports them with the rest.
+// them: the shards count those under their own locks (see shard.hits), the
+// L2's are l2Hits, and requests is the collector that reports them with the
+// rest.
+//
+// Each distinct ID a caller asks about is counted once, where its fate is
+// decided: a hit by the shard or the L2 that answered it (also for a
+// lookup's re-check), miss by the lookup that asks the Lookuper, coalesced
+// by the caller joining a lookup, abandoned where no lookup is started or
+// joined for it. So hit + miss + coalesced + abandoned is exactly the IDs
+// asked (Stats.Distinct summed over ResolveMany calls, plus Resolve calls),
+// even when callers give up while their lookups go on.
 type metrics struct {
-	miss, coalesced atomic.Uint64
-	failures        prometheus.Counter
-	evictions       prometheus.Counter
+	miss, coalesced, abandoned atomic.Uint64
+	failures                   prometheus.Counter
+	evictions                  prometheus.Counter
 	// IDs looked up in the L2, by result; an error counts every ID asked.
 	l2Hits, l2Misses, l2Errors atomic.Uint64
 	l2StoreErrors              prometheus.Counter
@@ -43,8 +52,9 @@ func newMetrics(reg prometheus.Registerer, entries, hits func() float64) (*metri
 		Help: "Entries in the cache, expired ones included until looked up or evicted.",
 	}, entries)
 	req := &requests{m: m, hits: hits, desc: prometheus.NewDesc("snowgate_cache_requests_total",
-		"Distinct IDs asked of the resolver, by how they were answered: hit (from the cache), "+
-			"miss (a provider lookup was started), coalesced (joined a lookup already in flight).",
+		"Distinct IDs asked of the resolver (per call), by how they were answered: hit (from the cache or the shared L2), "+
+			"miss (a lookup asked the provider; invalid IDs included, rejected without a request), "+
+			"coalesced (joined a lookup already in flight), abandoned (the caller gave up or the resolver closed before any lookup).",
 		[]string{"result"}, nil)}
 	l2 := &l2Requests{m: m, desc: prometheus.NewDesc("snowgate_cache_l2_requests_total",
 		"IDs the in-process cache missed and looked for in the shared cache (--redis-url), by result: "+
@@ -58,15 +68,9 @@ func newMetrics(reg prometheus.Registerer, entries, hits func() float64) (*metri
 	return m, nil
 }
 
-// add counts one call's tally at once, so a batch of thousands of IDs
-// touches the shared counters a handful of times, not once per ID.
+// add counts one call's failures at once, so a batch of thousands of IDs
+// touches the shared counter once, not once per ID.
 func (m *metrics) add(st Stats) {
-	if st.Fetched > 0 {
-		m.miss.Add(uint64(st.Fetched))
-	}
-	if st.Coalesced > 0 {
-		m.coalesced.Add(uint64(st.Coalesced))
-	}
 	if st.Failed > 0 {
 		m.failures.Add(float64(st.Failed))
 	}
@@ -83,9 +87,10 @@ type requests struct {
 func (c *requests) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
 
 func (c *requests) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, c.hits(), "hit")
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, c.hits()+float64(c.m.l2Hits.Load()), "hit")
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.m.miss.Load()), "miss")
 	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.m.coalesced.Load()), "coalesced")
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(c.m.abandoned.Load()), "abandoned")
 }
 
 // l2Requests reports snowgate_cache_l2_requests_total.

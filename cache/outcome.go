@@ -41,13 +41,32 @@ type Outcome struct {
 	Hit bool
 }
 
-// Stats describes one ResolveMany call, for the per-batch log line.
+// Stats describes one ResolveMany call, for the per-batch log line. Every
+// distinct ID is counted in exactly one of Hits, Coalesced, Fetched,
+// Invalid and Abandoned.
 type Stats struct {
-	IDs       int // input IDs
-	Distinct  int // distinct input IDs
-	Hits      int // distinct IDs answered from the cache (the L2 included)
-	L2Hits    int // of Hits, those answered by the shared L2 (Config.L2)
-	Coalesced int // distinct IDs that joined a provider call already in flight
-	Fetched   int // provider lookups this call started
-	Failed    int // distinct IDs that ended in an error
+	IDs      int // input IDs
+	Distinct int // distinct input IDs
+	// Hits are distinct IDs answered from the cache (the L2 included),
+	// also when the lookup this call started found them there.
+	Hits   int
+	L2Hits int // of Hits, those answered by the shared L2 (Config.L2)
+	// Coalesced are distinct IDs that joined a lookup another caller had
+	// started, whatever it found; its requests are that caller's.
+	Coalesced int
+	// Fetched are distinct IDs this call's own lookups asked the provider
+	// about: the Lookuper was called and did not reject the ID.
+	Fetched int
+	// Invalid are distinct IDs this call's own lookups had rejected by the
+	// Lookuper as invalid (locapi.ErrInvalidID): never sent.
+	Invalid int
+	// Abandoned are distinct IDs left unanswered because ctx ended or the
+	// resolver closed first; a lookup they started may still finish.
+	Abandoned int
+	// Requests are the provider requests this call's own lookups sent,
+	// every attempt (retries and 429s) included, as the Lookuper reports
+	// them in locapi.Result.Requests (0 for one that does not), counted
+	// for the lookups that finished before ResolveMany returned.
+	Requests int
+	Failed   int // distinct IDs that ended in an error (Invalid and Abandoned ones included)
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"sync/atomic"
@@ -19,9 +20,9 @@ func (r *Resolver) Resolve(ctx context.Context, id string) Outcome {
 	if e, ok := r.shardFor(h).get(id, r.clock()); ok {
 		return Outcome{Entry: e, Hit: true}
 	}
-	o, src := r.await(ctx, id, h, r.cfg.L2 != nil, false)
+	o, src, requests := r.await(ctx, id, h, r.cfg.L2 != nil, false)
 	var st Stats
-	st.tally(src, o.Err != nil)
+	st.tally(src, requests, o.Err != nil)
 	r.m.add(st)
 	return o
 }
@@ -97,14 +98,7 @@ func (r *Resolver) fromCache(ids []string, out []Outcome, st *Stats) (misses []m
 // and the workers finish the lookups they run (they fill the cache for the
 // next caller) without taking new ones.
 func (r *Resolver) fetchAll(ctx context.Context, ids []string, misses []miss, out []Outcome, st *Stats) {
-	type answer struct {
-		o   Outcome
-		src source
-	}
-	answers := make([]answer, len(misses))
-	// answered[k] is set after answers[k] is written: once ResolveMany has
-	// returned, a worker still writes answers but nothing reads them.
-	answered := make([]atomic.Bool, len(misses))
+	answers := make([]missAnswer, len(misses))
 	left := atomic.Int64{}
 	left.Store(int64(len(misses)))
 	all := make(chan struct{})
@@ -113,13 +107,13 @@ func (r *Resolver) fetchAll(ctx context.Context, ids []string, misses []miss, ou
 		defer r.flights.Done()
 		for ctx.Err() == nil {
 			k := int(next.Add(1) - 1)
-			if k >= len(misses) {
+			if k >= len(misses) || !answers[k].state.CompareAndSwap(missWaiting, missTaken) {
 				return
 			}
 			m := misses[k]
 			a := &answers[k]
-			a.o, a.src = r.await(ctx, ids[m.at], m.h, false, true) // L2 already asked
-			answered[k].Store(true)
+			a.o, a.src, a.requests = r.await(ctx, ids[m.at], m.h, false, true) // L2 already asked
+			a.state.Store(missAnswered)
 			if left.Add(-1) == 0 {
 				close(all)
 			}
@@ -139,31 +133,69 @@ func (r *Resolver) fetchAll(ctx context.Context, ids []string, misses []miss, ou
 	case <-ctx.Done():
 	case <-r.life.Done():
 	}
-	for k, m := range misses {
-		a := answer{o: Outcome{Err: ctx.Err()}, src: abandoned}
-		if answered[k].Load() {
-			a = answers[k]
-		} else if a.o.Err == nil {
-			a.o.Err = ErrClosed
-		}
-		out[m.at] = a.o
-		st.tally(a.src, a.o.Err != nil)
-	}
+	r.settle(ctx, misses, answers, out, st)
 }
 
-// source is how a missed ID ended up answered, for Stats and metrics.
+// missAnswer is what fetchAll's worker found for one miss. Its state moves
+// from missWaiting to missTaken (a worker has it), then to missAnswered
+// once the rest is written; or to missDropped when fetchAll stops waiting
+// first. Once ResolveMany has returned, a worker still writes answers but
+// nothing reads them.
+type missAnswer struct {
+	state    atomic.Uint32
+	o        Outcome
+	src      source
+	requests int
+}
+
+const (
+	missWaiting uint32 = iota
+	missTaken
+	missAnswered
+	missDropped
+)
+
+// settle puts each miss's answer, or ctx's error (ErrClosed if ctx is
+// alive), into out and st. A miss no worker took is dropped, so none will,
+// and counted abandoned here; every other one is counted by the lookup it
+// started or joined.
+func (r *Resolver) settle(ctx context.Context, misses []miss, answers []missAnswer, out []Outcome, st *Stats) {
+	var untaken uint64
+	for k, m := range misses {
+		a := &answers[k]
+		if a.state.CompareAndSwap(missWaiting, missDropped) {
+			untaken++
+		}
+		o, src, requests := Outcome{Err: ctx.Err()}, abandoned, 0
+		if a.state.Load() == missAnswered {
+			o, src, requests = a.o, a.src, a.requests
+		} else if o.Err == nil {
+			o.Err = ErrClosed
+		}
+		out[m.at] = o
+		st.tally(src, requests, o.Err != nil)
+	}
+	r.m.abandoned.Add(untaken)
+}
+
+// source is how a missed ID ended up answered, for Stats.
 type source uint8
 
 const (
 	abandoned source = iota // no answer: the caller gave up or the resolver closed
-	cached                  // the flight found it cached after all
-	sharedHit               // the flight found it in the L2
+	cached                  // this caller's flight found it cached after all
+	sharedHit               // this caller's flight found it in the L2
 	fetched                 // this caller's flight asked the provider
-	joined                  // joined a provider lookup another caller started
+	rejected                // this caller's flight: the Lookuper found the ID invalid
+	joined                  // joined a lookup another caller started
 )
 
-func (st *Stats) tally(src source, failed bool) {
+// tally counts one distinct ID's source, and the provider requests of the
+// lookup it ran itself (0 for any other source).
+func (st *Stats) tally(src source, requests int, failed bool) {
 	switch src {
+	case abandoned:
+		st.Abandoned++
 	case cached:
 		st.Hits++
 	case sharedHit:
@@ -171,9 +203,12 @@ func (st *Stats) tally(src source, failed bool) {
 		st.L2Hits++
 	case fetched:
 		st.Fetched++
+	case rejected:
+		st.Invalid++
 	case joined:
 		st.Coalesced++
 	}
+	st.Requests += requests
 	if failed {
 		st.Failed++
 	}
@@ -181,9 +216,11 @@ func (st *Stats) tally(src source, failed bool) {
 
 // flight is what one shared lookup hands every caller waiting on it.
 type flight struct {
-	e       *Entry
-	fetched bool // the provider was asked (false: found in the cache)
-	shared  bool // found in the L2
+	e        *Entry
+	fetched  bool // the Lookuper was asked (false: found in the cache)
+	invalid  bool // ... and found the ID invalid
+	shared   bool // found in the L2
+	requests int  // provider requests the Lookuper reported
 }
 
 // call is one lookup in flight, shared by every caller of its ID.
@@ -199,6 +236,7 @@ func (r *Resolver) begin(id string) (c *call, leader bool) {
 	r.callsMu.Lock()
 	defer r.callsMu.Unlock()
 	if c, ok := r.calls[id]; ok {
+		r.m.coalesced.Add(1)
 		return c, false
 	}
 	c = &call{done: make(chan struct{})}
@@ -217,23 +255,29 @@ func (r *Resolver) run(c *call, id string, h uint64, askL2 bool) {
 	close(c.done)
 }
 
-// outcome is what a caller of a finished call gets.
-func (c *call) outcome(leader bool) (Outcome, source) {
-	src := cached
-	switch {
-	case c.fl.shared:
-		src = sharedHit
-	case c.fl.fetched && leader:
-		src = fetched
-	case c.fl.fetched:
-		src = joined
-	case c.err != nil:
-		src = abandoned
+// outcome is what a caller of a finished call gets, with the provider
+// requests it is answerable for: the leader's, none for a joiner.
+func (c *call) outcome(leader bool) (Outcome, source, int) {
+	src, requests := joined, 0
+	if leader {
+		requests = c.fl.requests
+		switch {
+		case c.fl.shared:
+			src = sharedHit
+		case c.fl.invalid:
+			src = rejected
+		case c.fl.fetched:
+			src = fetched
+		case c.err != nil:
+			src = abandoned // the resolver closed before the lookup ran
+		default:
+			src = cached
+		}
 	}
 	if c.err != nil {
-		return Outcome{Err: c.err}, src
+		return Outcome{Err: c.err}, src, requests
 	}
-	return Outcome{Entry: c.fl.e, Hit: !c.fl.fetched}, src
+	return Outcome{Entry: c.fl.e, Hit: !c.fl.fetched}, src, requests
 }
 
 // await starts or joins the shared lookup of id and waits for it or ctx.
@@ -242,9 +286,10 @@ func (c *call) outcome(leader bool) (Outcome, source) {
 // per ID for ResolveMany's workers (they have nothing else to do) but is
 // waited for even if ctx ends meanwhile. askL2 makes a lookup this caller
 // starts look in the L2 first.
-func (r *Resolver) await(ctx context.Context, id string, h uint64, askL2, inline bool) (Outcome, source) {
+func (r *Resolver) await(ctx context.Context, id string, h uint64, askL2, inline bool) (Outcome, source, int) {
 	if err := ctx.Err(); err != nil {
-		return Outcome{Err: err}, abandoned
+		r.m.abandoned.Add(1)
+		return Outcome{Err: err}, abandoned, 0
 	}
 	c, leader := r.begin(id)
 	if r.waiting != nil {
@@ -261,16 +306,18 @@ func (r *Resolver) await(ctx context.Context, id string, h uint64, askL2, inline
 	case <-c.done:
 		return c.outcome(leader)
 	case <-ctx.Done():
-		return Outcome{Err: ctx.Err()}, abandoned
+		return Outcome{Err: ctx.Err()}, abandoned, 0
 	}
 }
 
 // load is the body of one shared lookup, run by its leader on the
-// resolver's context.
+// resolver's context. It counts what it did in the metrics: the shard and
+// the L2 count their own hits.
 func (r *Resolver) load(id string, h uint64, askL2 bool) (fl flight, err error) {
 	r.mu.RLock()
 	if r.closed {
 		r.mu.RUnlock()
+		r.m.abandoned.Add(1)
 		return fl, ErrClosed
 	}
 	r.flights.Add(1)
@@ -295,8 +342,11 @@ func (r *Resolver) load(id string, h uint64, askL2 bool) (fl flight, err error) 
 		}
 	}
 	fl.fetched = true
+	r.m.miss.Add(1)
 	res, err := r.up.Lookup(r.life, id)
+	fl.requests = res.Requests
 	if err != nil {
+		fl.invalid = errors.Is(err, locapi.ErrInvalidID)
 		if r.life.Err() != nil {
 			return fl, fmt.Errorf("%w: %w", ErrClosed, err)
 		}

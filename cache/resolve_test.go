@@ -150,7 +150,7 @@ func TestResolveManyCancelledKeepsHitsAndFlight(t *testing.T) {
 	if !errors.Is(out[1].Err, context.Canceled) {
 		t.Errorf("uncached ID: got %+v; want context.Canceled", out[1])
 	}
-	want := Stats{IDs: 3, Distinct: 2, Hits: 1, Failed: 1}
+	want := Stats{IDs: 3, Distinct: 2, Hits: 1, Abandoned: 1, Failed: 1}
 	if st != want {
 		t.Errorf("stats: got %+v; want %+v", st, want)
 	}
@@ -220,10 +220,10 @@ func TestResolveManyOrderAndStats(t *testing.T) {
 			wantCall: map[string]int{"x": 1, "a": 1, "nl-y": 1, "nf-z": 1}},
 		{name: "failures", ids: []string{"err-1", "ok", "err-1", "", "\x00"},
 			wantHit:  []bool{false, false, false, false, false},
-			want:     Stats{IDs: 5, Distinct: 4, Fetched: 4, Failed: 3},
+			want:     Stats{IDs: 5, Distinct: 4, Fetched: 2, Invalid: 2, Failed: 3},
 			wantCall: map[string]int{"err-1": 1, "ok": 1, "": 1, "\x00": 1}},
 		{name: "unicode and long IDs", ids: []string{"Zürich/ü", "a/b?c#d", "../../admin", string(make([]byte, 300))},
-			wantHit: []bool{false, false, false, false}, want: Stats{IDs: 4, Distinct: 4, Fetched: 4, Failed: 1}},
+			wantHit: []bool{false, false, false, false}, want: Stats{IDs: 4, Distinct: 4, Fetched: 3, Invalid: 1, Failed: 1}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
