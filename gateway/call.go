@@ -5,20 +5,22 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/snowgate/snowgate/extfunc"
 )
 
-// Snowflake's request headers (PROTOCOL.md section 3), lower case.
+// Snowflake's request headers, named once in extfunc.
 const (
-	hdrFormat        = "sf-external-function-format"
-	hdrFormatVersion = "sf-external-function-format-version"
-	hdrBatchID       = "sf-external-function-query-batch-id"
-	hdrQueryID       = "sf-external-function-current-query-id"
-	hdrName          = "sf-external-function-name"
-	hdrSignature     = "sf-external-function-signature"
-	hdrReturnType    = "sf-external-function-return-type"
-	prefixCustom     = "sf-custom-"
-	prefixContext    = "sf-context-"
-	suffixBase64     = "-base64"
+	hdrFormat        = extfunc.HeaderFormat
+	hdrFormatVersion = extfunc.HeaderFormatVersion
+	hdrBatchID       = extfunc.HeaderBatchID
+	hdrQueryID       = extfunc.HeaderQueryID
+	hdrName          = extfunc.HeaderName
+	hdrSignature     = extfunc.HeaderSignature
+	hdrReturnType    = extfunc.HeaderReturnType
+	prefixCustom     = extfunc.PrefixCustom
+	prefixContext    = extfunc.PrefixContext
+	suffixBase64     = extfunc.SuffixBase64
 )
 
 // call is what Snowflake's headers say about one request. Functions get it
