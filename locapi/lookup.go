@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"time"
+
+	"github.com/snowgate/snowgate/backoff"
 )
 
 // StatusError is a provider answer the client could not use as a Result:
@@ -132,38 +132,17 @@ func retryable(err error) bool {
 // backoff is the full-jitter wait after attempt n: uniform in
 // [0, min(MaxBackoff, BaseBackoff*2^(n-1))].
 func (c *Client) backoff(n int) time.Duration {
-	ceil := c.cfg.BaseBackoff
-	for i := 1; i < n && ceil < c.cfg.MaxBackoff; i++ {
-		ceil *= 2
-	}
-	ceil = min(ceil, c.cfg.MaxBackoff)
-	if ceil <= 0 {
-		return 0
-	}
-	return rand.N(ceil + 1)
+	return backoff.Policy{Base: c.cfg.BaseBackoff, Max: c.cfg.MaxBackoff}.Delay(n)
 }
 
 // sleep waits d for what (named in errors), failing at once when the wait
 // would end after ctx's deadline: give up now rather than sleep into a
 // failure.
 func sleep(ctx context.Context, what string, d time.Duration) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("waiting for %s: %w", what, context.Cause(ctx))
+	if err := backoff.Sleep(ctx, d); err != nil {
+		return fmt.Errorf("waiting for %s: %w", what, err)
 	}
-	if d <= 0 {
-		return nil
-	}
-	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
-		return fmt.Errorf("%s in %v would pass the deadline: %w", what, d.Round(time.Millisecond), context.DeadlineExceeded)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("waiting for %s: %w", what, context.Cause(ctx))
-	}
+	return nil
 }
 
 // attempt sends the n-th request of a lookup, holding a concurrency slot and
@@ -346,16 +325,5 @@ func drain(body io.Reader) {
 
 // parseRetryAfter reads a Retry-After value: delay-seconds or an HTTP-date.
 func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseUint(v, 10, 32); err == nil {
-		return time.Duration(n) * time.Second, true
-	}
-	t, err := http.ParseTime(v)
-	if err != nil {
-		return 0, false
-	}
-	return max(0, t.Sub(now)), true
+	return backoff.RetryAfter(v, now)
 }
