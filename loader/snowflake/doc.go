@@ -4,18 +4,32 @@
 //
 // # Connecting
 //
-// Open takes a gosnowflake DSN (what SNOWFLAKE_DSN holds); ConfigFromEnv
-// builds a gosnowflake.Config from SNOWFLAKE_ACCOUNT, _USER, _PASSWORD,
-// _DATABASE, _SCHEMA, _WAREHOUSE, _ROLE, _AUTHENTICATOR, _PRIVATE_KEY_PATH
-// and _TOKEN for OpenConfig. Password, key-pair (gosnowflake's SNOWFLAKE_JWT
-// authenticator), OAuth, programmatic access token and external-browser
-// authentication are gosnowflake's own; this package only picks one.
+// Open takes a gosnowflake DSN. ConfigFromEnv builds a gosnowflake.Config
+// for OpenConfig from SNOWFLAKE_DSN, which must then name a warehouse, or
+// from SNOWFLAKE_ACCOUNT, _WAREHOUSE (required: every page query runs on
+// one), _USER, _DATABASE, _SCHEMA, _ROLE, _AUTHENTICATOR, _PRIVATE_KEY_PATH,
+// _TOKEN, _TOKEN_FILE_PATH, _PASSWORD, _HOST, _PORT and _PROTOCOL;
+// IgnoredByDSN names the variables a DSN makes it ignore. Key pair
+// (gosnowflake's SNOWFLAKE_JWT authenticator) is the default, because
+// Snowflake refuses passwords for service users; programmatic access token,
+// OAuth, external browser and password are options. The logins are
+// gosnowflake's own; this package picks one and fills what the driver
+// checks for: it reads a programmatic access token's file into
+// Config.Token (gosnowflake v1.19.1 checks Token before it reads
+// TokenFilePath, and fails with 260016), and keeps the token a DSN's
+// tokenFilePath was read into but not the path (the driver refuses both).
+// An OAuth token file stays a path, which the driver re-reads at each login.
 //
 // # What it sends
 //
-// Pending is keyset pagination, never OFFSET: SELECT DISTINCT TO_VARCHAR(id)
-// ... WHERE TO_VARCHAR(id) > ? AND NOT EXISTS (target, misses, failures)
-// ORDER BY 1 LIMIT n, the cursor bound as TEXT.
+// Pending is keyset pagination, never OFFSET: SELECT DISTINCT
+// COLLATE(TO_VARCHAR(id), 'utf8') ... WHERE that > ? AND NOT EXISTS
+// (target, misses, failures) ORDER BY 1 LIMIT n, the cursor bound as TEXT.
+// The explicit 'utf8' collation makes the comparison, the sort, DISTINCT and
+// the anti-joins all byte order, the order of Go strings the cursor
+// advances in, even where a column or the account's DEFAULT_DDL_COLLATION
+// says otherwise (under 'en-ci' "abc" and "ABC" would be one ID, and pages
+// could skip or repeat IDs).
 //
 // Commit, on one pinned session (the staging table is TEMPORARY, so it is
 // visible to its own session only): CREATE TEMPORARY TABLE IF NOT EXISTS
@@ -40,7 +54,8 @@
 // evaluates no SQL. They prove:
 //
 //   - the DSN and environment configurations log in (account, user,
-//     password in the login request);
+//     password in the login request), and a programmatic access token read
+//     from a file, by variable or by DSN, reaches the login request;
 //   - the exact SQL text, every identifier quoted, hostile names refused;
 //   - the keyset cursor query and its binds (TEXT cursor, TIMESTAMP_NTZ
 //     refresh cutoffs), with no OFFSET;
@@ -56,10 +71,11 @@
 // Only a live account can prove that Snowflake accepts this SQL and does
 // what it says: MERGE and DELETE semantics, ALTER TABLE ... ADD COLUMN IF
 // NOT EXISTS, the temporary table in the target's schema, TO_VARCHAR's
-// rendering and ordering of numeric IDs, the cost of the anti-joins on every
-// page; that the server reads the staged CSV into the right columns; the S3
-// and Azure upload paths; key-pair, OAuth and browser logins; session
-// renewal on long runs; throughput. One detail rests on the driver's
+// rendering of numeric IDs, that COLLATE(..., 'utf8') orders as documented
+// and what it costs the anti-joins and pruning on every page; that the server
+// reads the staged CSV into the right columns; the S3 and Azure upload
+// paths; key-pair, programmatic access token, OAuth and browser logins;
+// session renewal on long runs; throughput. One detail rests on the driver's
 // behaviour without a live check: a chunk whose nullable column is all NULL
 // binds that column with gosnowflake's default type FIXED (the values are
 // NULL, so Snowflake should cast them to the column's type).
