@@ -1,22 +1,19 @@
 package loader
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/snowgate/snowgate/cache"
+	"github.com/snowgate/snowgate/extfunc"
 	"github.com/snowgate/snowgate/locapi"
 )
 
@@ -30,7 +27,7 @@ type ViaConfig struct {
 	// InFlight is the most batches sent at once. Default 8.
 	InFlight int
 	// MaxAttempts bounds the tries of one batch on 429, 5xx and transport
-	// errors, all with the same batch id. Default 10.
+	// errors, all with the same batch id, polls included. Default 10.
 	MaxAttempts int
 	// Timeout bounds one HTTP request. Default 60s.
 	Timeout time.Duration
@@ -84,7 +81,7 @@ func (c ViaConfig) withDefaults() ViaConfig {
 // value cannot tell not found from no location (Via records it as not
 // found), nor, with row errors as nulls, from a provider failure.
 type Via struct {
-	url     string
+	ef      *extfunc.Client
 	cfg     ViaConfig
 	queryID string // prefix of every batch id, unique per Via
 	seq     atomic.Uint64
@@ -106,17 +103,25 @@ type viaRequest struct {
 // NewVia returns a Via posting to url, the gateway's external-function
 // endpoint. Close it when done.
 func NewVia(url string, cfg ViaConfig) (*Via, error) {
-	if !strings.HasPrefix(url, "http://") && !strings.HasPrefix(url, "https://") {
-		return nil, fmt.Errorf("via: url %q: want http:// or https://", url)
+	cfg = cfg.withDefaults()
+	ef, err := extfunc.New(url, extfunc.Config{
+		Function:    extfunc.Function{Name: "snowgate_backfill"},
+		Headers:     cfg.Headers,
+		MaxAttempts: cfg.MaxAttempts,
+		Timeout:     cfg.Timeout,
+		PollTimeout: cfg.PollTimeout,
+		HTTPClient:  cfg.Client,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("via: %w", err)
 	}
 	var b [8]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("via: query id: %w", err)
 	}
-	cfg = cfg.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	v := &Via{
-		url: url, cfg: cfg, queryID: "snowgate-backfill-" + hex.EncodeToString(b[:]),
+		ef: ef, cfg: cfg, queryID: "snowgate-backfill-" + hex.EncodeToString(b[:]),
 		reqs: make(chan viaRequest), slots: make(chan struct{}, cfg.InFlight),
 		ctx: ctx, cancel: cancel,
 	}
@@ -238,17 +243,22 @@ type viaValue struct {
 // send posts the batch, retrying and polling under one batch id, and
 // delivers one outcome per ID.
 func (v *Via) send(batch []viaRequest) {
-	rows := make([][2]any, len(batch))
+	ids := make([]string, len(batch))
 	for i, r := range batch {
-		rows[i] = [2]any{i, r.id}
+		ids[i] = r.id
 	}
-	body, err := json.Marshal(map[string]any{"data": rows})
+	body, err := extfunc.EncodeColumn(ids)
 	if err != nil {
 		failAll(batch, fmt.Errorf("via: encode batch: %w", err))
 		return
 	}
 	batchID := fmt.Sprintf("%s:%d", v.queryID, v.seq.Add(1))
-	values, err := v.exchange(batchID, body, len(batch))
+	answer, st, err := v.ef.Post(v.ctx, extfunc.Batch{QueryID: v.queryID, BatchID: batchID, Body: body})
+	v.retries.Add(int64(st.Retries))
+	var values []json.RawMessage
+	if err == nil {
+		values, err = extfunc.DecodeResponse(answer, len(batch))
+	}
 	if err != nil {
 		failAll(batch, fmt.Errorf("via batch %s: %w", batchID, err))
 		return
@@ -276,156 +286,4 @@ func viaOutcome(raw json.RawMessage) cache.Outcome {
 		return cache.Outcome{Entry: &cache.Entry{Status: locapi.NotFound}}
 	}
 	return cache.Outcome{Entry: &cache.Entry{Status: locapi.Found, Record: &rec}}
-}
-
-// exchange runs the protocol for one batch and returns its n row values.
-func (v *Via) exchange(batchID string, body []byte, n int) ([]json.RawMessage, error) {
-	var lastErr error
-	for attempt := 1; attempt <= v.cfg.MaxAttempts; attempt++ {
-		if attempt > 1 {
-			v.retries.Add(1)
-			if err := sleepCtx(v.ctx, retryDelay(attempt, lastErr)); err != nil {
-				return nil, err
-			}
-		}
-		status, data, hdr, err := v.do(http.MethodPost, batchID, body)
-		if status == http.StatusAccepted {
-			status, data, hdr, err = v.poll(batchID)
-		}
-		switch {
-		case err != nil:
-			lastErr = err
-		case status == http.StatusOK:
-			return decodeViaData(data, n)
-		case status == http.StatusTooManyRequests || status >= 500:
-			lastErr = &viaStatusError{status: status, body: data, retryAfter: hdr.Get("Retry-After")}
-		default:
-			return nil, &viaStatusError{status: status, body: data}
-		}
-		if v.ctx.Err() != nil {
-			return nil, v.ctx.Err()
-		}
-	}
-	return nil, fmt.Errorf("%d attempts: %w", v.cfg.MaxAttempts, lastErr)
-}
-
-// poll GETs an accepted batch until it is done, with growing delays.
-func (v *Via) poll(batchID string) (int, []byte, http.Header, error) {
-	deadline := time.Now().Add(v.cfg.PollTimeout)
-	delay := 20 * time.Millisecond
-	for {
-		if err := sleepCtx(v.ctx, delay); err != nil {
-			return 0, nil, nil, err
-		}
-		status, data, hdr, err := v.do(http.MethodGet, batchID, nil)
-		if err != nil || status != http.StatusAccepted {
-			return status, data, hdr, err
-		}
-		if time.Now().After(deadline) {
-			return 0, nil, nil, fmt.Errorf("still accepted (202) after %s of polling", v.cfg.PollTimeout)
-		}
-		delay = min(delay*2, time.Second)
-	}
-}
-
-// maxViaBody bounds a response; Snowflake's limit is 10 MB.
-const maxViaBody = 16 << 20
-
-func (v *Via) do(method, batchID string, body []byte) (int, []byte, http.Header, error) {
-	ctx, cancel := context.WithTimeout(v.ctx, v.cfg.Timeout)
-	defer cancel()
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, v.url, rd)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	h := req.Header
-	h.Set("Content-Type", "application/json")
-	h.Set("sf-external-function-format", "json")
-	h.Set("sf-external-function-format-version", "1.0")
-	h.Set("sf-external-function-query-batch-id", batchID)
-	h.Set("sf-external-function-current-query-id", v.queryID)
-	h.Set("sf-external-function-name", "snowgate_backfill")
-	for k, val := range v.cfg.Headers {
-		h.Set(k, val)
-	}
-	resp, err := v.cfg.Client.Do(req)
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxViaBody+1))
-	if err != nil {
-		return 0, nil, nil, fmt.Errorf("read response: %w", err)
-	}
-	if len(data) > maxViaBody {
-		return 0, nil, nil, fmt.Errorf("response larger than %d bytes", maxViaBody)
-	}
-	return resp.StatusCode, data, resp.Header, nil
-}
-
-// decodeViaData checks the answer has one row per input row, numbered in
-// order, and returns their values.
-func decodeViaData(data []byte, n int) ([]json.RawMessage, error) {
-	var resp struct {
-		Data []json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(data, &resp); err != nil {
-		return nil, fmt.Errorf("decode response: %w", err)
-	}
-	if len(resp.Data) != n {
-		return nil, fmt.Errorf("response has %d rows; sent %d", len(resp.Data), n)
-	}
-	values := make([]json.RawMessage, n)
-	for i, raw := range resp.Data {
-		var row []json.RawMessage
-		if err := json.Unmarshal(raw, &row); err != nil || len(row) != 2 {
-			return nil, fmt.Errorf("response row %d: want [rowNumber, value]", i)
-		}
-		if num, err := strconv.Atoi(string(row[0])); err != nil || num != i {
-			return nil, fmt.Errorf("response row %d: row number %s out of order", i, row[0])
-		}
-		values[i] = row[1]
-	}
-	return values, nil
-}
-
-// viaStatusError is a non-200 answer; its body is shown, shortened.
-type viaStatusError struct {
-	status     int
-	body       []byte
-	retryAfter string
-}
-
-func (e *viaStatusError) Error() string {
-	return fmt.Sprintf("gateway answered %d: %.200s", e.status, bytes.TrimSpace(e.body))
-}
-
-// retryDelay backs off exponentially from 50ms to 5s, or as the gateway's
-// Retry-After says.
-func retryDelay(attempt int, lastErr error) time.Duration {
-	var se *viaStatusError
-	if errors.As(lastErr, &se) && se.retryAfter != "" {
-		if secs, err := strconv.Atoi(se.retryAfter); err == nil && secs >= 0 {
-			return min(time.Duration(secs)*time.Second, 30*time.Second)
-		}
-	}
-	return min(50*time.Millisecond<<min(attempt-2, 10), 5*time.Second)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

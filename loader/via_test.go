@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/snowgate/snowgate/cache"
+	"github.com/snowgate/snowgate/extfunc"
 	"github.com/snowgate/snowgate/locapi"
 )
 
@@ -246,18 +247,18 @@ func TestViaFailsWholeBatchClearly(t *testing.T) {
 	}{
 		{"400 shows the body", func(w http.ResponseWriter, _ [][2]any) {
 			http.Error(w, "auth header missing", http.StatusBadRequest)
-		}, "gateway answered 400: auth header missing"},
+		}, "status 400: auth header missing"},
 		{"always 503", func(w http.ResponseWriter, _ [][2]any) {
 			w.Header().Set("Retry-After", "0")
 			http.Error(w, "overloaded", http.StatusServiceUnavailable)
-		}, "3 attempts: gateway answered 503: overloaded"},
-		{"too few rows", func(w http.ResponseWriter, rows [][2]any) { writeAnswer(w, rows[:len(rows)-1]) }, "rows; sent"},
+		}, "gave up after 3 attempts: status 503: overloaded"},
+		{"too few rows", func(w http.ResponseWriter, rows [][2]any) { writeAnswer(w, rows[:len(rows)-1]) }, "Function received the wrong number of rows: 2 rows answered for 3 sent"},
 		{"rows out of order", func(w http.ResponseWriter, rows [][2]any) {
 			rows = append([][2]any(nil), rows...)
 			rows[0], rows[1] = rows[1], rows[0]
 			writeAnswer(w, rows)
-		}, "out of order"},
-		{"not json", func(w http.ResponseWriter, _ [][2]any) { fmt.Fprint(w, "<html>") }, "decode response"},
+		}, "Row numbers out of order"},
+		{"not json", func(w http.ResponseWriter, _ [][2]any) { fmt.Fprint(w, "<html>") }, "Error parsing JSON: Invalid response"},
 		{"not an object value", func(w http.ResponseWriter, rows [][2]any) {
 			out := make([][2]any, len(rows))
 			for i := range rows {
@@ -342,9 +343,9 @@ func TestRunVia(t *testing.T) {
 	}
 }
 
-// FuzzDecodeViaData checks the response decoder never panics and returns
-// exactly n values or an error.
-func FuzzDecodeViaData(f *testing.F) {
+// FuzzViaAnswer checks that an answer the protocol's decoder accepts gives
+// exactly n values, and that no value makes viaOutcome panic.
+func FuzzViaAnswer(f *testing.F) {
 	f.Add([]byte(`{"data":[[0,{"id":"a","label":"x"}],[1,null]]}`), 2)
 	f.Add([]byte(`{"data":[[0,{"City":"Warsaw","latitude":52.23,"longitude":21.01}],[1,{"City":"Toronto","latitude":43.65,"longitude":-79.38}]]}`), 2)
 	f.Add([]byte(`{"data":[[1,null],[0,null]]}`), 2)
@@ -354,7 +355,7 @@ func FuzzDecodeViaData(f *testing.F) {
 		if n < 0 || n > 1000 {
 			return
 		}
-		values, err := decodeViaData(data, n)
+		values, err := extfunc.DecodeResponse(data, n)
 		if err != nil {
 			return
 		}
