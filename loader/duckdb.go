@@ -42,10 +42,10 @@ const stageTable = "SNOWGATE_STAGE"
 
 func stageColumns() []Column {
 	return []Column{
-		{"ID", TypeText}, {"OUTCOME", TypeText}, {"LABEL", TypeText}, {"GEO_LABEL", TypeText},
-		{"CITY_LABEL", TypeText}, {"POSTAL_CODE", TypeText}, {"COUNTRY_LABEL", TypeText},
-		{"LATITUDE", TypeFloat}, {"LONGITUDE", TypeFloat}, {"STREET_ADDRESS", TypeText},
-		{"REASON", TypeText}, {"ATTEMPTS", TypeInt}, {"RESOLVED_AT", TypeTimestamp},
+		nullable("ID", TypeText), nullable("OUTCOME", TypeText), nullable("LABEL", TypeText), nullable("GEO_LABEL", TypeText),
+		nullable("CITY_LABEL", TypeText), nullable("POSTAL_CODE", TypeText), nullable("COUNTRY_LABEL", TypeText),
+		nullable("LATITUDE", TypeFloat), nullable("LONGITUDE", TypeFloat), nullable("STREET_ADDRESS", TypeText),
+		nullable("REASON", TypeText), nullable("ATTEMPTS", TypeInt), nullable("RESOLVED_AT", TypeTimestamp),
 	}
 }
 

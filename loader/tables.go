@@ -96,37 +96,58 @@ const (
 // TypeNames spells each ColumnType in one warehouse's SQL dialect.
 type TypeNames map[ColumnType]string
 
-// Column is one column of a table the loader writes.
+// Column is one column of a table the loader writes. These definitions are
+// the one truth for every warehouse's DDL and for sql/tables.sql, which a
+// test compares with them column by column.
 type Column struct {
 	Name string // upper case, quoted when written
 	Type ColumnType
+	// NotNull columns are written on every row the loader stores.
+	NotNull bool
+	// Key is the primary key (and NOT NULL). The loader keeps it unique
+	// itself, by merging on it; DuckDB also enforces it, Snowflake only
+	// records it.
+	Key bool
 }
 
+func keyColumn(name string) Column {
+	return Column{Name: name, Type: TypeText, NotNull: true, Key: true}
+}
+
+func notNull(name string, t ColumnType) Column { return Column{Name: name, Type: t, NotNull: true} }
+
+func nullable(name string, t ColumnType) Column { return Column{Name: name, Type: t} }
+
 // TargetColumns are the target's columns, in the order of TargetValues.
-// ID is the key.
+// ID is the key. Location fields are NULL when the provider left them out.
+// RESOLVED_AT is nullable although the loader always writes it: a target
+// made by the original job lacks the column, and adding it to a table that
+// has rows gives those rows NULL.
 func TargetColumns() []Column {
 	return []Column{
-		{"ID", TypeText}, {"LABEL", TypeText}, {"GEO_LABEL", TypeText},
-		{"CITY_LABEL", TypeText}, {"POSTAL_CODE", TypeText}, {"COUNTRY_LABEL", TypeText},
-		{"LATITUDE", TypeFloat}, {"LONGITUDE", TypeFloat}, {"STREET_ADDRESS", TypeText},
-		{"RESOLVED_AT", TypeTimestamp},
+		keyColumn("ID"), nullable("LABEL", TypeText), nullable("GEO_LABEL", TypeText),
+		nullable("CITY_LABEL", TypeText), nullable("POSTAL_CODE", TypeText), nullable("COUNTRY_LABEL", TypeText),
+		nullable("LATITUDE", TypeFloat), nullable("LONGITUDE", TypeFloat), nullable("STREET_ADDRESS", TypeText),
+		nullable("RESOLVED_AT", TypeTimestamp),
 	}
 }
 
 // MissColumns are the misses table's columns, in the order of MissValues.
-// OUTCOME is "not_found" or "no_location".
+// OUTCOME is "not_found" or "no_location"; LABEL is the entity's label of a
+// no-location answer.
 func MissColumns() []Column {
-	return []Column{{"ID", TypeText}, {"OUTCOME", TypeText}, {"LABEL", TypeText}, {"RESOLVED_AT", TypeTimestamp}}
+	return []Column{keyColumn("ID"), notNull("OUTCOME", TypeText), nullable("LABEL", TypeText), notNull("RESOLVED_AT", TypeTimestamp)}
 }
 
 // FailureColumns are the failures table's columns, in the order of
-// FailureValues. ATTEMPTS counts the runs that failed on the ID.
+// FailureValues. ATTEMPTS counts the runs that failed on the ID. REASON is
+// never NULL: every warehouse refuses a failed row without one.
 func FailureColumns() []Column {
-	return []Column{{"ID", TypeText}, {"REASON", TypeText}, {"ATTEMPTS", TypeInt}, {"FAILED_AT", TypeTimestamp}}
+	return []Column{keyColumn("ID"), notNull("REASON", TypeText), notNull("ATTEMPTS", TypeInt), notNull("FAILED_AT", TypeTimestamp)}
 }
 
 // CreateTableSQL is the CREATE TABLE IF NOT EXISTS statement for table with
-// cols, ID as its primary key.
+// cols, with their NOT NULLs and primary key.
 func CreateTableSQL(table Ident, cols []Column, types TypeNames) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE TABLE IF NOT EXISTS %s (", table)
@@ -135,8 +156,11 @@ func CreateTableSQL(table Ident, cols []Column, types TypeNames) string {
 			b.WriteString(", ")
 		}
 		fmt.Fprintf(&b, "%q %s", c.Name, types[c.Type])
-		if c.Name == "ID" {
-			b.WriteString(" NOT NULL PRIMARY KEY")
+		if c.NotNull || c.Key {
+			b.WriteString(" NOT NULL")
+		}
+		if c.Key {
+			b.WriteString(" PRIMARY KEY")
 		}
 	}
 	b.WriteString(")")

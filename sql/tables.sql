@@ -31,8 +31,10 @@
 --   <public_key_body> the loader's RSA public key, see below
 --   <analyst_role>    role that reads the results
 --
--- The loader keeps each ID unique in every table itself (it MERGEs by ID), so
--- no key constraint is declared: Snowflake would not enforce one anyway.
+-- The loader keeps each ID unique in every table itself (it MERGEs by ID).
+-- ID is declared the PRIMARY KEY all the same, as the loader declares it:
+-- Snowflake records it for readers and tools but does not enforce it. NOT
+-- NULL is enforced.
 -- =============================================================================
 
 
@@ -132,9 +134,10 @@ USE ROLE <loader_role>;
 -- Columns in the loader's order. Any location field may be NULL when the
 -- provider left it empty. RESOLVED_AT is when snowgate got the answer (UTC);
 -- `snowgate backfill --refresh-older-than 720h` re-asks for rows (and misses)
--- older than 30 days.
+-- older than 30 days. It is NULL only on rows of a target the original job
+-- made, to which the loader adds the column.
 CREATE TABLE IF NOT EXISTS STANDARDIZED_LOCATIONS (
-    ID             VARCHAR NOT NULL,
+    ID             VARCHAR NOT NULL PRIMARY KEY,
     LABEL          VARCHAR,
     GEO_LABEL      VARCHAR,
     CITY_LABEL     VARCHAR,
@@ -156,7 +159,7 @@ COMMENT = 'snowgate: IDs resolved to a location (one row per ID)';
 -- unless run with --refresh-older-than. An ID is in at most one of
 -- STANDARDIZED_LOCATIONS and STANDARDIZED_LOCATIONS_MISSES.
 CREATE TABLE IF NOT EXISTS STANDARDIZED_LOCATIONS_MISSES (
-    ID          VARCHAR       NOT NULL,
+    ID          VARCHAR       NOT NULL PRIMARY KEY,
     OUTCOME     VARCHAR       NOT NULL,
     LABEL       VARCHAR,
     RESOLVED_AT TIMESTAMP_NTZ NOT NULL
@@ -171,9 +174,9 @@ COMMENT = 'snowgate: IDs the provider does not know, or knows without a location
 -- Ordinary runs leave these IDs alone; `snowgate backfill --retry-failed`
 -- works through this table only, and an ID that then succeeds leaves it.
 CREATE TABLE IF NOT EXISTS STANDARDIZED_LOCATIONS_FAILURES (
-    ID        VARCHAR       NOT NULL,
-    REASON    VARCHAR,
-    ATTEMPTS  NUMBER(10, 0) NOT NULL,
+    ID        VARCHAR       NOT NULL PRIMARY KEY,
+    REASON    VARCHAR       NOT NULL,
+    ATTEMPTS  NUMBER(10,0)  NOT NULL,
     FAILED_AT TIMESTAMP_NTZ NOT NULL
 )
 COMMENT = 'snowgate: IDs that failed after retries, with the reason';

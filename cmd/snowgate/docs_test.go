@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -20,6 +22,7 @@ import (
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/gateway"
 	"github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/loader/snowflake"
 	"github.com/snowgate/snowgate/locapi"
 )
 
@@ -147,27 +150,209 @@ func TestSQLMatchesFlags(t *testing.T) {
 	}
 }
 
-// TestTablesSQLMatchesLoader checks that sql/tables.sql declares the
-// columns the loader writes.
+// TestTablesSQLMatchesLoader checks that sql/tables.sql creates the three
+// result tables exactly as the loader does on Snowflake, both ways: the same
+// columns in the same order, each with the same type, NOT NULL and primary
+// key, and no column the loader does not define.
 func TestTablesSQLMatchesLoader(t *testing.T) {
-	text := strings.ToUpper(readFile(t, "../../sql/tables.sql"))
-	tables := map[string][]loader.Column{
-		loader.DefaultTargetTable:                         loader.TargetColumns(),
-		loader.DefaultTargetTable + loader.MissesSuffix:   loader.MissColumns(),
-		loader.DefaultTargetTable + loader.FailuresSuffix: loader.FailureColumns(),
+	text := readFile(t, "../../sql/tables.sql")
+	types := snowflake.ColumnTypes()
+	for _, tb := range []struct {
+		name string
+		cols []loader.Column
+	}{
+		{loader.DefaultTargetTable, loader.TargetColumns()},
+		{loader.DefaultTargetTable + loader.MissesSuffix, loader.MissColumns()},
+		{loader.DefaultTargetTable + loader.FailuresSuffix, loader.FailureColumns()},
+	} {
+		t.Run(tb.name, func(t *testing.T) {
+			want := make([]columnDef, len(tb.cols))
+			for i, c := range tb.cols {
+				want[i] = columnDef{Name: c.Name, Type: normType(types[c.Type]), NotNull: c.NotNull || c.Key, Key: c.Key}
+			}
+			// The DDL the loader sends must parse to its definitions too, or
+			// the document would be checked against something never sent.
+			gen, err := parseCreateTable(loader.CreateTableSQL(loader.MustIdent(tb.name), tb.cols, types), tb.name)
+			if err != nil || !slices.Equal(gen, want) {
+				t.Fatalf("the loader's DDL parses as %+v, %v; want %+v", gen, err, want)
+			}
+			doc, err := parseCreateTable(text, tb.name)
+			if err != nil {
+				t.Fatalf("sql/tables.sql: %v", err)
+			}
+			diffColumns(t, doc, want)
+		})
 	}
-	for table, cols := range tables {
-		body := regexp.MustCompile(`CREATE (?:OR REPLACE )?TABLE (?:IF NOT EXISTS )?(?:[A-Z_<>]+\.)*"?` + table + `"?\s*\(([^;]*)\)`).FindStringSubmatch(text)
-		if body == nil {
-			t.Errorf("sql/tables.sql does not create %s", table)
+}
+
+// columnDef is one column as a CREATE TABLE statement declares it.
+type columnDef struct {
+	Name, Type   string
+	NotNull, Key bool
+}
+
+// diffColumns reports every difference between the document's columns and
+// the loader's, by name, then their order.
+func diffColumns(t *testing.T, doc, want []columnDef) {
+	t.Helper()
+	index := func(cols []columnDef, name string) int {
+		return slices.IndexFunc(cols, func(c columnDef) bool { return c.Name == name })
+	}
+	for _, w := range want {
+		switch i := index(doc, w.Name); {
+		case i < 0:
+			t.Errorf("sql/tables.sql lacks column %s (%+v)", w.Name, w)
+		case doc[i] != w:
+			t.Errorf("sql/tables.sql declares %+v; the loader %+v", doc[i], w)
+		}
+	}
+	for _, d := range doc {
+		if index(want, d.Name) < 0 {
+			t.Errorf("sql/tables.sql declares column %s, which the loader does not define", d.Name)
+		}
+	}
+	if !t.Failed() && !slices.Equal(doc, want) {
+		t.Errorf("sql/tables.sql orders the columns %v; the loader %v", columnNames(doc), columnNames(want))
+	}
+}
+
+func columnNames(cols []columnDef) []string {
+	names := make([]string, len(cols))
+	for i, c := range cols {
+		names[i] = c.Name
+	}
+	return names
+}
+
+// normType spells a type without blanks: NUMBER(10, 0) is NUMBER(10,0).
+func normType(s string) string { return strings.Join(strings.Fields(strings.ToUpper(s)), "") }
+
+var (
+	sqlLineComment = regexp.MustCompile(`--[^\n]*`)
+	tableKey       = regexp.MustCompile(`(?i)^(?:CONSTRAINT\s+\S+\s+)?PRIMARY\s+KEY\s*\(([^)]*)\)$`)
+	columnHead     = regexp.MustCompile(`^("[^"]+"|[A-Za-z_][A-Za-z0-9_$]*)\s+([A-Za-z_][A-Za-z0-9_]*(?:\s*\([^)]*\))?)\s*(.*)$`)
+	columnClause   = regexp.MustCompile(`(?i)^(NOT\s+NULL|NULL|PRIMARY\s+KEY)\s*`)
+)
+
+// parseCreateTable finds the one CREATE TABLE of table in text and returns
+// its columns. It knows the clauses the loader writes (NOT NULL, NULL,
+// PRIMARY KEY, inline or as a table constraint); any other is an error.
+func parseCreateTable(text, table string) ([]columnDef, error) {
+	text = sqlLineComment.ReplaceAllString(text, "")
+	head := regexp.MustCompile(`(?is)\bCREATE\s+(?:OR\s+REPLACE\s+)?TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:"?[A-Za-z0-9_$<>]+"?\.)*"?` +
+		table + `"?\s*\(`)
+	found := head.FindAllStringIndex(text, -1)
+	if len(found) != 1 {
+		return nil, fmt.Errorf("%d CREATE TABLE statements of %s; want 1", len(found), table)
+	}
+	body, err := parenBody(text[found[0][1]:])
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", table, err)
+	}
+	var cols []columnDef
+	var keys []string
+	for _, def := range splitTopLevel(body) {
+		def = strings.Join(strings.Fields(def), " ")
+		if m := tableKey.FindStringSubmatch(def); m != nil {
+			keys = append(keys, strings.Split(m[1], ",")...)
 			continue
 		}
-		for _, c := range cols {
-			if !regexp.MustCompile(`(?m)^\s*"?` + c.Name + `"?\s+[A-Z]`).MatchString(body[1]) {
-				t.Errorf("sql/tables.sql: %s lacks column %s", table, c.Name)
+		c, err := parseColumn(def)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", table, err)
+		}
+		cols = append(cols, c)
+	}
+	for _, k := range keys {
+		i := slices.IndexFunc(cols, func(c columnDef) bool { return c.Name == unquoteName(strings.TrimSpace(k)) })
+		if i < 0 {
+			return nil, fmt.Errorf("%s: primary key on unknown column %s", table, k)
+		}
+		cols[i].Key = true
+	}
+	return cols, nil
+}
+
+func parseColumn(def string) (columnDef, error) {
+	m := columnHead.FindStringSubmatch(def)
+	if m == nil {
+		return columnDef{}, fmt.Errorf("cannot read column definition %q", def)
+	}
+	c := columnDef{Name: unquoteName(m[1]), Type: normType(m[2])}
+	for rest := m[3]; rest != ""; {
+		cl := columnClause.FindStringSubmatch(rest)
+		if cl == nil {
+			return columnDef{}, fmt.Errorf("column %s: unexpected %q (the loader writes only NOT NULL and PRIMARY KEY)", c.Name, rest)
+		}
+		switch strings.Join(strings.Fields(strings.ToUpper(cl[1])), " ") {
+		case "NOT NULL":
+			c.NotNull = true
+		case "PRIMARY KEY":
+			c.Key = true
+		}
+		rest = rest[len(cl[0]):]
+	}
+	return c, nil
+}
+
+// unquoteName is a column name as Snowflake stores it: a quoted name as
+// written, an unquoted one in upper case.
+func unquoteName(s string) string {
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		return s[1 : len(s)-1]
+	}
+	return strings.ToUpper(s)
+}
+
+// parenBody is the text before the parenthesis that closes one already
+// opened, skipping quoted text.
+func parenBody(s string) (string, error) {
+	depth, quote := 1, byte(0)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')':
+			if depth--; depth == 0 {
+				return s[:i], nil
 			}
 		}
 	}
+	return "", errors.New("unclosed column list")
+}
+
+// splitTopLevel splits a column list at the commas outside parentheses and
+// quotes (NUMBER(10,0) is one type).
+func splitTopLevel(s string) []string {
+	var parts []string
+	depth, quote, start := 0, byte(0), 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == '(':
+			depth++
+		case c == ')':
+			depth--
+		case c == ',' && depth == 0:
+			parts = append(parts, s[start:i])
+			start = i + 1
+		}
+	}
+	if strings.TrimSpace(s[start:]) != "" {
+		parts = append(parts, s[start:])
+	}
+	return parts
 }
 
 // TestDeployMetricsExist checks that every metric the alert rules and the

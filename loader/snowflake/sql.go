@@ -3,6 +3,7 @@ package snowflake
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 
@@ -84,9 +85,10 @@ func newTables(lt loader.Tables) (tables, error) {
 }
 
 // setupSQL creates the target, misses and failures tables when missing (the
-// loader's shared column lists; Snowflake records but does not enforce the
-// primary key), and adds RESOLVED_AT to a target that predates it: the
-// original job's table had only the location columns.
+// loader's shared column definitions, with their NOT NULLs; Snowflake
+// records but does not enforce the primary key), and adds RESOLVED_AT to a
+// target that predates it: the original job's table had only the location
+// columns.
 func (t tables) setupSQL() []string {
 	return []string{
 		loader.CreateTableSQL(t.target, loader.TargetColumns(), sfTypes),
@@ -95,6 +97,10 @@ func (t tables) setupSQL() []string {
 		loader.CreateTableSQL(t.failures, loader.FailureColumns(), sfTypes),
 	}
 }
+
+// ColumnTypes spells the loader's column types the way the setup DDL does,
+// for checking documents (sql/tables.sql) against it.
+func ColumnTypes() loader.TypeNames { return maps.Clone(sfTypes) }
 
 // createStagingSQL creates the session's staging table. TEMPORARY: it lives
 // and dies with the pinned session, costs no Fail-safe storage and is never
