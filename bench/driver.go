@@ -1,21 +1,18 @@
 package bench
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/snowgate/snowgate/extfunc"
 )
 
 // How the driver behaves where Snowflake's documentation says only
@@ -30,24 +27,36 @@ const (
 	maxAnswer   = 64 << 20
 )
 
+// resolveLocation is the function as Snowflake names it in a batch's
+// headers, seen through AWS API Gateway.
+var resolveLocation = extfunc.Function{Name: "RESOLVE_LOCATION", Signature: "(ID VARCHAR)", ReturnType: "VARIANT"}
+
 // sfClient sends batches to the gateway the way Snowflake does: several
 // batches in parallel, gzip request bodies, gzip accepted, every 429 and
 // 5xx retried with the same batch id, 202 polled with GET, and every
 // answered row checked against the oracle.
 type sfClient struct {
-	url    string
+	ef     *extfunc.Client
 	client *http.Client
 	oracle *oracle
-	gzips  sync.Pool // *gzip.Writer
 }
 
-func newSFClient(url string, parallel int, o *oracle) *sfClient {
+func newSFClient(url string, parallel int, o *oracle) (*sfClient, error) {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConnsPerHost = 2 * parallel
-	t.DisableCompression = true // the driver handles gzip itself, as Snowflake does
-	d := &sfClient{url: url, client: &http.Client{Transport: t}, oracle: o}
-	d.gzips.New = func() any { return gzip.NewWriter(nil) }
-	return d
+	t.DisableCompression = true // the client handles gzip itself, as Snowflake does
+	hc := &http.Client{Transport: t}
+	ef, err := extfunc.New(url, extfunc.Config{
+		Function: resolveLocation, UserAgent: "snowflake/1.0", Gzip: true,
+		// Snowflake retries until its own timeout: only batchGiveUp ends a batch.
+		MaxAttempts: math.MaxInt, BaseBackoff: retryFirst, MaxBackoff: retryMax,
+		PollFirst: pollFirst, PollMax: pollMax, PollTimeout: batchGiveUp,
+		Timeout: batchGiveUp, MaxResponse: maxAnswer, HTTPClient: hc,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench driver: %w", err)
+	}
+	return &sfClient{ef: ef, client: hc, oracle: o}, nil
 }
 
 func (d *sfClient) close() { d.client.CloseIdleConnections() }
@@ -125,9 +134,16 @@ func (d *sfClient) batch(ctx context.Context, p *pass, batchID string, ids []str
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, batchGiveUp)
 	defer cancel()
+	var st extfunc.Stats
 	body, err := d.encode(ids)
 	if err == nil {
-		body, err = d.exchange(ctx, p, batchID, body)
+		body, st, err = d.ef.Post(ctx, extfunc.Batch{QueryID: p.queryID, BatchID: batchID, Body: body, Gzipped: true})
+	}
+	p.tries[tryGateway429].Add(int64(st.Throttled))
+	p.tries[try5xx].Add(int64(st.ServerErrors))
+	p.tries[tryNet].Add(int64(st.NetErrors))
+	if st.Accepted {
+		p.tries[tryAccepted].Add(1)
 	}
 	if err != nil {
 		p.missing.Add(int64(len(ids)))
@@ -142,175 +158,26 @@ func (d *sfClient) batch(ctx context.Context, p *pass, batchID string, ids []str
 
 // encode builds the gzip-compressed {"data": [[0, "id"], ...]} body.
 func (d *sfClient) encode(ids []string) ([]byte, error) {
-	raw := make([]byte, 0, 16+len(ids)*24)
-	raw = append(raw, `{"data":[`...)
-	for i, id := range ids {
-		if i > 0 {
-			raw = append(raw, ',')
-		}
-		raw = append(raw, '[')
-		raw = strconv.AppendInt(raw, int64(i), 10)
-		raw = append(raw, ',')
-		q, err := json.Marshal(id)
-		if err != nil {
-			return nil, err
-		}
-		raw = append(raw, q...)
-		raw = append(raw, ']')
-	}
-	raw = append(raw, "]}"...)
-	var buf bytes.Buffer
-	zw := d.gzips.Get().(*gzip.Writer)
-	defer d.gzips.Put(zw)
-	zw.Reset(&buf)
-	if _, err := zw.Write(raw); err != nil {
+	raw, err := extfunc.EncodeColumn(ids)
+	if err != nil {
 		return nil, err
 	}
-	if err := zw.Close(); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	b, err := d.ef.Compress(extfunc.Batch{Body: raw})
+	return b.Body, err
 }
 
-// exchange POSTs the batch, retrying 429, 5xx and transport errors with the
-// same batch id, and polls a 202 until the answer is ready.
-func (d *sfClient) exchange(ctx context.Context, p *pass, batchID string, body []byte) ([]byte, error) {
-	for attempt := 0; ; attempt++ {
-		status, answer, err := d.do(ctx, http.MethodPost, p.queryID, batchID, body)
-		switch {
-		case err == nil && status == http.StatusOK:
-			return answer, nil
-		case err == nil && status == http.StatusAccepted:
-			p.tries[tryAccepted].Add(1)
-			return d.poll(ctx, p, batchID)
-		case err == nil && status != http.StatusTooManyRequests && status < 500:
-			return nil, fmt.Errorf("status %d: %s", status, clip(answer))
-		}
-		countRetry(p, status, err)
-		if werr := sleepCtx(ctx, backoff(attempt)); werr != nil {
-			return nil, fmt.Errorf("gave up after %d attempts (last: %v): %w", attempt+1, describe(status, err), werr)
-		}
-	}
-}
-
-// poll GETs the batch with growing delays until it is no longer 202.
-func (d *sfClient) poll(ctx context.Context, p *pass, batchID string) ([]byte, error) {
-	delay := pollFirst
-	for attempt := 0; ; attempt++ {
-		if err := sleepCtx(ctx, delay); err != nil {
-			return nil, fmt.Errorf("polling: %w", err)
-		}
-		delay = min(pollMax, delay*3/2)
-		status, answer, err := d.do(ctx, http.MethodGet, p.queryID, batchID, nil)
-		switch {
-		case err == nil && status == http.StatusOK:
-			return answer, nil
-		case err == nil && status == http.StatusAccepted:
-			continue
-		case err == nil && status != http.StatusTooManyRequests && status < 500:
-			return nil, fmt.Errorf("poll: status %d: %s", status, clip(answer))
-		}
-		countRetry(p, status, err)
-		delay = max(delay, backoff(attempt))
-	}
-}
-
-func countRetry(p *pass, status int, err error) {
-	switch {
-	case err != nil:
-		p.tries[tryNet].Add(1)
-	case status == http.StatusTooManyRequests:
-		p.tries[tryGateway429].Add(1)
-	default:
-		p.tries[try5xx].Add(1)
-	}
-}
-
-func describe(status int, err error) string {
-	if err != nil {
-		return err.Error()
-	}
-	return "status " + strconv.Itoa(status)
-}
-
-// backoff is exponential with full jitter.
-func backoff(attempt int) time.Duration {
-	d := min(retryMax, retryFirst<<min(attempt, 10))
-	return d/2 + rand.N(d/2+1)
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
-
-var nameBase64 = base64.StdEncoding.EncodeToString([]byte("RESOLVE_LOCATION"))
-
-// setHeaders sets the headers Snowflake sends with a batch (PROTOCOL.md
-// section 3, as observed through AWS API Gateway).
-func setHeaders(h http.Header, queryID, batchID string, body bool) {
-	h.Set("Accept-Encoding", "gzip")
-	h.Set("User-Agent", "snowflake/1.0")
-	h.Set("sf-external-function-format", "json")
-	h.Set("sf-external-function-format-version", "1.0")
-	h.Set("sf-external-function-current-query-id", queryID)
-	h.Set("sf-external-function-query-batch-id", batchID)
-	h.Set("sf-external-function-name-base64", nameBase64)
-	h.Set("sf-external-function-signature", "(ID VARCHAR)")
-	h.Set("sf-external-function-return-type", "VARIANT")
-	if body {
-		h.Set("Content-Type", "application/json")
-		h.Set("Content-Encoding", "gzip")
-	}
-}
-
-// do sends one request with Snowflake's headers and returns the status and
-// the decompressed body.
-func (d *sfClient) do(ctx context.Context, method, queryID, batchID string, body []byte) (int, []byte, error) {
-	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, d.url, rd)
-	if err != nil {
-		return 0, nil, err
-	}
-	setHeaders(req.Header, queryID, batchID, body != nil)
-	resp, err := d.client.Do(req)
-	if err != nil {
-		return 0, nil, err
-	}
-	defer resp.Body.Close()
-	var r io.Reader = resp.Body
-	if resp.Header.Get("Content-Encoding") == "gzip" {
-		zr, err := gzip.NewReader(resp.Body)
-		if err != nil {
-			return 0, nil, fmt.Errorf("answer: %w", err)
-		}
-		r = zr
-	}
-	out, err := io.ReadAll(io.LimitReader(r, maxAnswer))
-	if err != nil {
-		return 0, nil, fmt.Errorf("answer: %w", err)
-	}
-	return resp.StatusCode, out, nil
+// request builds one request of a batch whose body encode made, with the
+// headers Snowflake sends.
+func (d *sfClient) request(ctx context.Context, method, queryID, batchID string, body []byte) (*http.Request, error) {
+	return d.ef.Request(ctx, method, extfunc.Batch{QueryID: queryID, BatchID: batchID, Body: body, Gzipped: true})
 }
 
 // check decodes an answer and judges every row; a broken answer makes
 // every row of the batch wrong.
 func (d *sfClient) check(p *pass, batchID string, ids []string, body []byte) {
-	var ans struct {
-		Data [][]json.RawMessage `json:"data"`
-	}
-	err := json.Unmarshal(body, &ans)
-	if err == nil && len(ans.Data) != len(ids) {
-		err = fmt.Errorf("%d rows answered for %d sent", len(ans.Data), len(ids))
+	rows, err := extfunc.DecodeRows(body)
+	if err == nil && len(rows) != len(ids) {
+		err = fmt.Errorf("%w: %d rows answered for %d sent", extfunc.ErrRowCount, len(rows), len(ids))
 	}
 	if err != nil {
 		p.wrong.Add(int64(len(ids)))
@@ -318,7 +185,7 @@ func (d *sfClient) check(p *pass, batchID string, ids []string, body []byte) {
 		return
 	}
 	var right, failed, wrong int64
-	for i, row := range ans.Data {
+	for i, row := range rows {
 		if len(row) != 2 || string(row[0]) != strconv.Itoa(i) {
 			wrong++
 			p.note(fmt.Sprintf("batch %s row %d: got %s; want [%d, value]", batchID, i, clip(mustJSON(row)), i))

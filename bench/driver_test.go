@@ -34,6 +34,15 @@ func testOracle(t testing.TB, n int) (*oracle, []string) {
 	return o, ids
 }
 
+func mustSFClient(t testing.TB, url string, o *oracle) *sfClient {
+	t.Helper()
+	d, err := newSFClient(url, 1, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // rightAnswer is what a correct gateway answers for ids.
 func rightAnswer(o *oracle, ids []string) [][]any {
 	rows := make([][]any, len(ids))
@@ -120,7 +129,7 @@ func TestDriverProtocol(t *testing.T) {
 				}
 				return status, nil
 			})
-			d := newSFClient(srv.URL, 1, o)
+			d := mustSFClient(t, srv.URL, o)
 			defer d.close()
 			p := d.run(context.Background(), "q1", [][]string{ids}, 1)
 			if p.right.Load() != int64(len(ids)) || p.wrong.Load()+p.failed.Load()+p.missing.Load() != 0 {
@@ -184,7 +193,7 @@ func TestDriverJudgesAnswers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, _ := fakeGateway(t, func(int, []string) (int, any) { return tt.status, tt.edit(rightAnswer(o, ids)) })
-			d := newSFClient(srv.URL, 1, o)
+			d := mustSFClient(t, srv.URL, o)
 			defer d.close()
 			p := d.run(context.Background(), "q", [][]string{ids}, 1)
 			got := [4]int64{p.right.Load(), p.failed.Load(), p.wrong.Load(), p.missing.Load()}
@@ -196,7 +205,7 @@ func TestDriverJudgesAnswers(t *testing.T) {
 }
 
 func TestEncodeIsGzipJSON(t *testing.T) {
-	d := newSFClient("http://127.0.0.1:1", 1, nil)
+	d := mustSFClient(t, "http://127.0.0.1:1", nil)
 	ids := []string{"a", `q"uote`, "ünï", "x/y"}
 	body, err := d.encode(ids)
 	if err != nil {
@@ -230,7 +239,7 @@ func FuzzCheck(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	o, ids := testOracle(f, 3)
-	d := newSFClient("http://127.0.0.1:1", 1, o)
+	d := mustSFClient(f, "http://127.0.0.1:1", o)
 	f.Fuzz(func(t *testing.T, body []byte) {
 		p := newPass("fuzz")
 		d.check(p, "fuzz:1", ids, body)

@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/snowgate/snowgate/backoff"
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/gateway"
 	"github.com/snowgate/snowgate/locapi"
@@ -197,7 +196,10 @@ func (r *runner) gatewayRun(ctx context.Context, rep *GatewayReport, batches [][
 		return err
 	}
 	defer st.stop()
-	drv := newSFClient(st.url, c.Parallel, o)
+	drv, err := newSFClient(st.url, c.Parallel, o)
+	if err != nil {
+		return err
+	}
 	defer drv.close()
 
 	cold := newPass("bench-cold")
@@ -280,7 +282,7 @@ func handlerAlone(ctx context.Context, h http.Handler, drv *sfClient, batches []
 	for range parallel {
 		wg.Go(func() {
 			for i := range next {
-				if serveBatch(ctx, h, bodies[i], fmt.Sprintf("bench-handler:1:1:0:%d", seq.Add(1))) != http.StatusOK {
+				if serveBatch(ctx, h, drv, bodies[i], fmt.Sprintf("bench-handler:1:1:0:%d", seq.Add(1))) != http.StatusOK {
 					failed.Add(1)
 					continue
 				}
@@ -299,24 +301,19 @@ func handlerAlone(ctx context.Context, h http.Handler, drv *sfClient, batches []
 
 // serveBatch posts one batch to h, polling it while it answers 202, and
 // returns the final status.
-func serveBatch(ctx context.Context, h http.Handler, body []byte, batchID string) int {
+func serveBatch(ctx context.Context, h http.Handler, drv *sfClient, body []byte, batchID string) int {
 	method, delay := http.MethodPost, time.Millisecond
 	for {
-		var rd io.Reader
-		if method == http.MethodPost {
-			rd = bytes.NewReader(body)
-		}
-		req, err := http.NewRequestWithContext(ctx, method, "/resolve_location", rd)
+		req, err := drv.request(ctx, method, "bench-handler", batchID, body)
 		if err != nil {
 			return 0
 		}
-		setHeaders(req.Header, "bench-handler", batchID, method == http.MethodPost)
 		w := &discard{header: http.Header{}}
 		h.ServeHTTP(w, req)
 		if w.status != http.StatusAccepted {
 			return w.status
 		}
-		if sleepCtx(ctx, delay) != nil {
+		if backoff.Sleep(ctx, delay) != nil {
 			return 0
 		}
 		method, delay = http.MethodGet, min(pollMax, 2*delay)
