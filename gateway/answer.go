@@ -55,11 +55,14 @@ func (s *Server) resolveLocation(ctx context.Context, b *batch, _ *call) result 
 }
 
 // encodeAnswer builds {"data":[[row,value],...]} by appending bytes: found
-// records are copied from their cached encoding, never re-encoded.
+// records are copied from their cached encoding, never re-encoded. Every
+// row is counted, also in an answer refused as a whole.
 func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome) result {
 	buf := newAnswerBuffer(b, outs)
 	buf = append(buf, `{"data":[`...)
 	var rc rowCounts
+	var failRow int64
+	var failErr error // the first row error, with --on-row-error=fail
 	k := 0
 	for i, row := range b.rows {
 		if i > 0 {
@@ -81,16 +84,23 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome) result {
 			buf, rowErr = s.appendOutcome(buf, b.ids[i], o, &rc)
 		}
 		if rowErr != nil {
-			if s.cfg.OnRowError == RowErrorFail {
-				return failBatch(row, rowErr)
+			if s.cfg.OnRowError == RowErrorFail && failErr == nil {
+				failRow, failErr = row, rowErr
 			}
 			buf = s.appendRowError(buf, rowErr, &rc)
 		}
 		buf = append(buf, ']')
 	}
 	buf = append(buf, "]}"...)
+	if failErr != nil {
+		res := failBatch(failRow, failErr)
+		res.rows = rc
+		return res
+	}
 	if len(buf) > s.cfg.MaxResponse {
-		return tooLarge(b.len(), len(buf), s.cfg.MaxResponse)
+		res := tooLarge(b.len(), len(buf), s.cfg.MaxResponse)
+		res.rows = rc
+		return res
 	}
 	outcome := outcomeOK
 	if rc.invalid+rc.failed > 0 {

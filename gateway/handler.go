@@ -286,20 +286,27 @@ func (s *Server) run(j *job, fn *function, b *batch, cl *call, log *slog.Logger,
 	s.met.batches.WithLabelValues(res.outcome).Inc()
 	s.met.duration.Observe(d.Seconds())
 	s.met.observeRows(res.rows)
-	if st := res.stats; st.Distinct > 0 {
-		s.met.lookups.WithLabelValues("hit").Add(float64(st.Hits))
-		s.met.lookups.WithLabelValues("coalesced").Add(float64(st.Coalesced))
-		s.met.lookups.WithLabelValues("fetched").Add(float64(st.Fetched))
-	}
-	log.Info("batch", "function", fn.name, "rows", b.len(), "distinct", res.stats.Distinct,
-		"hits", res.stats.Hits, "coalesced", res.stats.Coalesced, "provider_calls", res.stats.Fetched,
-		"failed", res.rows.failed, "invalid", res.rows.invalid, "duration_ms", d.Milliseconds(),
-		"outcome", res.outcome, "status", res.status, "async", s.jobs.isAsync(j))
+	s.met.observeLookups(res.stats)
+	s.logSummary(log, fn, b, res, d, s.jobs.isAsync(j))
 
 	s.jobs.finish(j, time.Now())
 	if j.shared != claimNone {
 		s.release(j)
 	}
+}
+
+// logSummary writes a finished batch's line. Row figures count rows by
+// their answer; distinct to abandoned count distinct IDs by how the
+// resolver answered them; provider_calls is the HTTP requests this batch's
+// own lookups sent (see README, Operations).
+func (s *Server) logSummary(log *slog.Logger, fn *function, b *batch, res result, d time.Duration, async bool) {
+	rc, st := res.rows, res.stats
+	log.Info("batch", "function", fn.name, "rows", b.len(),
+		"found", rc.found, "not_found", rc.notFound, "no_location", rc.noLocation,
+		"null", rc.nullID, "invalid", rc.invalid, "failed", rc.failed,
+		"distinct", st.Distinct, "hits", st.Hits, "coalesced", st.Coalesced, "fetched", st.Fetched,
+		"abandoned", st.Abandoned, "provider_calls", st.Requests,
+		"duration_ms", d.Milliseconds(), "outcome", res.outcome, "status", res.status, "async", async)
 }
 
 // runSafely runs fn, turning a panic (a bug) into a 500 answer so the job

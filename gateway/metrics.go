@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/snowgate/snowgate/cache"
 )
 
 // Batch outcomes, the values of the outcome label and of the log field.
@@ -40,15 +42,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}, []string{"outcome"}),
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "snowgate_gateway_rows_total",
-			Help: "Rows answered, by result: found, not_found, no_location, null_id, invalid_id, failed.",
+			Help: "Rows of the batches resolved, by result: found, not_found, no_location, null_id, invalid_id, failed; " +
+				"a batch refused as a whole (--on-row-error=fail, too large) counts its rows too.",
 		}, []string{"result"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "snowgate_gateway_lookups_total",
-			Help: "Distinct IDs per batch by how the resolver answered: hit (cache), coalesced (joined a call in flight), fetched (new provider lookup).",
+			Help: "Distinct IDs per batch by how the resolver answered: hit (cache), coalesced (joined another batch's lookup in flight), " +
+				"fetched (this batch's own provider lookup), invalid (rejected before any request), abandoned (unanswered at the batch's deadline).",
 		}, []string{"source"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "snowgate_gateway_batch_duration_seconds",
-			Help:    "Time to answer a batch, from decoded request to encoded answer.",
+			Help:    "Time to answer a batch, from the request's arrival (body read and decode included) to the encoded answer.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 25, 60, 300},
 		}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
@@ -84,6 +88,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 // rowCounts tallies one batch's rows by result.
 type rowCounts struct {
 	found, notFound, noLocation, nullID, invalid, failed int
+}
+
+// observeLookups counts one batch's distinct IDs by source.
+func (m *metrics) observeLookups(st cache.Stats) {
+	for _, s := range []struct {
+		label string
+		n     int
+	}{{"hit", st.Hits}, {"coalesced", st.Coalesced}, {"fetched", st.Fetched}, {"invalid", st.Invalid}, {"abandoned", st.Abandoned}} {
+		if s.n > 0 {
+			m.lookups.WithLabelValues(s.label).Add(float64(s.n))
+		}
+	}
 }
 
 func (m *metrics) observeRows(c rowCounts) {
