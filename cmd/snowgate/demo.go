@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -19,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/snowgate/snowgate/cache"
+	"github.com/snowgate/snowgate/extfunc"
 	"github.com/snowgate/snowgate/gateway"
 	"github.com/snowgate/snowgate/loader"
 	"github.com/snowgate/snowgate/locapi"
@@ -233,16 +233,13 @@ type demoBatch struct {
 	name    string
 	batchID string
 	body    []byte
+	err     error // from encoding body
 	ids     []any // the argument of each row, as sent (string, number or nil)
 }
 
 func newDemoBatch(name, batchID string, ids []any) demoBatch {
-	rows := make([][2]any, len(ids))
-	for i, id := range ids {
-		rows[i] = [2]any{i, id}
-	}
-	body, _ := json.Marshal(map[string]any{"data": rows})
-	return demoBatch{name: name, batchID: batchID, body: body, ids: ids}
+	body, err := extfunc.EncodeColumn(ids)
+	return demoBatch{name: name, batchID: batchID, body: body, err: err, ids: ids}
 }
 
 // gateway starts the gateway on 127.0.0.1 over the same resolver and sends
@@ -308,6 +305,9 @@ func (d *demoEnv) gateway(ctx context.Context) (string, error) {
 // post sends one batch as Snowflake does (gzip accepted) and checks every
 // answered row against the simulator. It returns one found row, as sent.
 func (d *demoEnv) post(ctx context.Context, url string, b demoBatch) (string, error) {
+	if b.err != nil {
+		return "", b.err
+	}
 	status, body, err := demoRequest(ctx, url, b.batchID, b.body)
 	if err != nil {
 		return "", err
@@ -315,26 +315,18 @@ func (d *demoEnv) post(ctx context.Context, url string, b demoBatch) (string, er
 	if status != http.StatusOK {
 		return "", fmt.Errorf("status %d: %s", status, body)
 	}
-	var resp struct {
-		Data [][2]json.RawMessage `json:"data"`
-	}
-	if err := json.Unmarshal(body, &resp); err != nil {
-		return "", fmt.Errorf("answer is not Snowflake's format: %w", err)
-	}
-	if len(resp.Data) != len(b.ids) {
-		return "", fmt.Errorf("%d rows answered for %d sent", len(resp.Data), len(b.ids))
+	values, err := extfunc.DecodeResponse(body, len(b.ids))
+	if err != nil {
+		return "", err
 	}
 	sample := ""
-	for i, row := range resp.Data {
-		if string(row[0]) != fmt.Sprint(i) {
-			return "", fmt.Errorf("row %d answered as row %s", i, row[0])
-		}
-		found, err := d.checkValue(b.ids[i], row[1])
+	for i, v := range values {
+		found, err := d.checkValue(b.ids[i], v)
 		if err != nil {
 			return "", fmt.Errorf("row %d (%q): %w", i, b.ids[i], err)
 		}
 		if found && sample == "" {
-			sample = fmt.Sprintf("[%s, %s]", row[0], row[1])
+			sample = fmt.Sprintf("[%d, %s]", i, v)
 		}
 	}
 	return sample, nil
@@ -389,23 +381,27 @@ func (d *demoEnv) postMalformed(ctx context.Context, url string) (string, error)
 	return strings.TrimSpace(string(body)), nil
 }
 
+// demoRequest sends one batch through the extfunc client, as Snowflake
+// would (429 and 5xx retried with the same batch id, 202 polled). It
+// returns 200 and the answer, or the status and body of any other final
+// answer.
 func demoRequest(ctx context.Context, url, batchID string, body []byte) (int, []byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	ef, err := extfunc.New(url, extfunc.Config{
+		Function:   extfunc.Function{Name: "RESOLVE_LOCATION", Signature: "(ID VARCHAR)", ReturnType: "VARIANT"},
+		HTTPClient: http.DefaultClient,
+	})
 	if err != nil {
 		return 0, nil, err
 	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("sf-external-function-format", "json")
-	req.Header.Set("sf-external-function-format-version", "1.0")
-	req.Header.Set("sf-external-function-query-batch-id", batchID)
-	req.Header.Set("sf-external-function-current-query-id", "demo")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
+	answer, _, err := ef.Post(ctx, extfunc.Batch{QueryID: "demo", BatchID: batchID, Body: body})
+	var se *extfunc.StatusError
+	switch {
+	case errors.As(err, &se):
+		return se.Code, se.Body, nil
+	case err != nil:
 		return 0, nil, err
 	}
-	defer resp.Body.Close()
-	out, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
-	return resp.StatusCode, out, err
+	return http.StatusOK, answer, nil
 }
 
 // report prints what the demo showed.
