@@ -47,25 +47,31 @@ func addBackfillFlags(fs *flag.FlagSet) *backfillFlags {
 	fs.StringVar(&f.idColumn, "id-column", loader.DefaultIDColumn, "column of the source holding the IDs (text or integer)")
 	fs.StringVar(&f.target, "target-table", loader.DefaultTargetTable, "table receiving the locations; _MISSES and _FAILURES tables sit beside it")
 	fs.StringVar(&f.sourceFile, "source-file", "", "read the IDs from this CSV (with a header) or Parquet file instead of --source-table (DuckDB only)")
-	fs.Int64Var(&f.cfg.Limit, "limit", 0, "resolve at most this many IDs (0 = all)")
+	numVar(fs, &f.cfg.Limit, "limit", 0, atLeast[int64](0).zeroMeans("all"), "resolve at most this many IDs (0 = all)")
 	fs.BoolVar(&f.cfg.DryRun, "dry-run", false, "count the IDs that would be resolved: no provider calls, no rows written (missing result tables are still created, empty)")
-	fs.DurationVar(&f.cfg.RefreshOlderThan, "refresh-older-than", 0, "also re-resolve IDs resolved longer ago than this (e.g. 720h)")
+	numVar(fs, &f.cfg.RefreshOlderThan, "refresh-older-than", 0, atLeast[time.Duration](0).zeroMeans("off"),
+		"also re-resolve IDs resolved longer ago than this, e.g. 720h (0 = off)")
 	fs.BoolVar(&f.cfg.RetryFailed, "retry-failed", false, "resolve only the IDs in the failures table")
-	fs.IntVar(&f.cfg.PageSize, "page-size", 5000, "IDs read from the warehouse per query")
-	fs.IntVar(&f.cfg.CommitRows, "commit-rows", 5000, "commit after this many resolved IDs...")
-	fs.DurationVar(&f.cfg.CommitInterval, "commit-interval", time.Second, "...or this long after the last commit")
-	fs.DurationVar(&f.cfg.DrainTimeout, "drain-timeout", 30*time.Second, "on Ctrl-C, how long lookups in flight may finish before they are dropped")
+	// The loader's keyset paging needs two IDs a page at least.
+	numVar(fs, &f.cfg.PageSize, "page-size", 5000, between(2, 1_000_000), "IDs read from the warehouse per query")
+	numVar(fs, &f.cfg.CommitRows, "commit-rows", 5000, between(1, 1_000_000), "commit after this many resolved IDs...")
+	numVar(fs, &f.cfg.CommitInterval, "commit-interval", time.Second, between(time.Millisecond, time.Hour),
+		"...or this long after the last commit")
+	numVar(fs, &f.cfg.DrainTimeout, "drain-timeout", 30*time.Second, between(time.Millisecond, time.Hour),
+		"on Ctrl-C, how long lookups in flight may finish before they are dropped")
 	fs.StringVar(&f.via, "via", "", "resolve through a running 'snowgate serve' at this URL (e.g. http://127.0.0.1:8080/resolve_location)")
 	fs.StringVar(&f.viaAuthHeader, "via-auth-header", "", "header carrying $SNOWGATE_AUTH_SECRET to the --via gateway")
-	fs.IntVar(&f.viaBatch, "via-batch-size", 500, "IDs per batch sent to the --via gateway")
-	fs.IntVar(&f.viaInFlight, "via-in-flight", 8, "batches in flight to the --via gateway")
-	fs.StringVar(&f.progress, "progress", "auto", "auto (a bar on a terminal, log lines otherwise), bar, log or none")
+	numVar(fs, &f.viaBatch, "via-batch-size", 500, between(1, 100_000), "IDs per batch sent to the --via gateway")
+	numVar(fs, &f.viaInFlight, "via-in-flight", 8, between(1, 1024), "batches in flight to the --via gateway")
+	enumVar(fs, &f.progress, "progress", "auto", progressModes, "auto (a bar on a terminal, log lines otherwise), bar, log or none")
 	return f
 }
 
-// runBackfill runs one backfill and prints its summary. An interrupted run
-// is not an error: it prints how to resume.
-func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+// progressModes are the values of --progress, for backfill and demo.
+var progressModes = []string{"auto", "bar", "log", "none"}
+
+// newBackfillFlags declares backfill's flags: its own and the resolver's.
+func newBackfillFlags(stdout io.Writer) (*flag.FlagSet, *backfillFlags, *resolverFlags) {
 	fs := newFlagSet("backfill", backfillSynopsis, stdout)
 	f := addBackfillFlags(fs)
 	rf := addResolverFlags(fs)
@@ -73,17 +79,44 @@ func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *s
 	if cs := fs.Lookup("cache-size"); cs != nil {
 		cs.DefValue = strconv.Itoa(backfillCacheSize)
 	}
+	return fs, f, rf
+}
+
+// parseBackfill reads backfill's settings and checks them, touching
+// nothing: no warehouse is opened before they are known to be right.
+func parseBackfill(args []string, stdout io.Writer) (*backfillFlags, *resolverFlags, loader.Tables, error) {
+	fs, f, rf := newBackfillFlags(stdout)
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return nil, nil, loader.Tables{}, err
 	}
 	tables, err := loader.NewTables(f.source, f.idColumn, f.target)
 	if err != nil {
-		return fmt.Errorf("%w: backfill: %v", errUsage, err)
+		return nil, nil, loader.Tables{}, usagef("backfill: %v", err)
 	}
 	tables.SourceFile = f.sourceFile
+	if f.cfg.RetryFailed && f.cfg.RefreshOlderThan > 0 {
+		return nil, nil, loader.Tables{}, usagef("backfill: --retry-failed replays only failures; it cannot be combined with --refresh-older-than %v",
+			f.cfg.RefreshOlderThan)
+	}
+	if f.via != "" && !strings.HasPrefix(f.via, "http://") && !strings.HasPrefix(f.via, "https://") {
+		return nil, nil, loader.Tables{}, usagef("backfill: --via %q: want http:// or https://", f.via)
+	}
+	if f.viaAuthHeader != "" && os.Getenv("SNOWGATE_AUTH_SECRET") == "" {
+		return nil, nil, loader.Tables{}, usagef("backfill: --via-auth-header needs SNOWGATE_AUTH_SECRET")
+	}
+	return f, rf, tables, nil
+}
+
+// runBackfill runs one backfill and prints its summary. An interrupted run
+// is not an error: it prints how to resume.
+func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	f, rf, tables, err := parseBackfill(args, stdout)
+	if err != nil {
+		return err
+	}
 	finish := f.startProgress(&f.cfg)
 	if finish == nil {
-		return fmt.Errorf("%w: backfill: --progress %q: want auto, bar, log or none", errUsage, f.progress)
+		return usagef("backfill: --progress %q: want %s", f.progress, orList(progressModes))
 	}
 
 	wh, err := openWarehouse(ctx, f.warehouse, tables, logger)
@@ -99,7 +132,7 @@ func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *s
 
 	l, err := loader.New(wh, res, f.cfg, logger)
 	if err != nil {
-		return fmt.Errorf("%w: backfill: %v", errUsage, err)
+		return usagef("backfill: %v", err)
 	}
 	sum, err := l.Run(ctx)
 	finish()

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -51,20 +52,42 @@ type demoEnv struct {
 	res    *cache.Resolver
 }
 
-func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+// newDemoFlags declares demo's flags. The demo is meant to finish in
+// seconds to minutes, which bounds its sizes.
+func newDemoFlags(stdout io.Writer) (*flag.FlagSet, *demoFlags) {
 	fs := newFlagSet("demo", demoSynopsis, stdout)
-	var f demoFlags
+	f := &demoFlags{}
 	fs.StringVar(&f.db, "db", "snowgate-demo.duckdb", "DuckDB file to create (replaced if it exists)")
-	fs.IntVar(&f.rows, "rows", 12_000, "rows in the sample MASTER_TABLE")
-	fs.IntVar(&f.distinct, "distinct", 10_000, "distinct IDs among those rows (the rest repeat)")
-	fs.Float64Var(&f.rate, "rate", 1000, "the simulated provider's rate limit, requests/s (snowgate is set to the same)")
-	fs.DurationVar(&f.latency, "latency", 20*time.Millisecond, "the simulated provider's mean latency")
-	fs.StringVar(&f.progress, "progress", "auto", "auto, bar, log or none")
+	numVar(fs, &f.rows, "rows", 12_000, between(1, 10_000_000), "rows in the sample MASTER_TABLE")
+	numVar(fs, &f.distinct, "distinct", 10_000, between(1, 10_000_000), "distinct IDs among those rows (the rest repeat)")
+	numVar(fs, &f.rate, "rate", 1000, between(1.0, 100_000),
+		"the simulated provider's rate limit, requests/s (snowgate is set to the same)")
+	numVar(fs, &f.latency, "latency", 20*time.Millisecond, between(0, time.Minute).zeroMeans("none"),
+		"the simulated provider's mean latency (0 = none)")
+	enumVar(fs, &f.progress, "progress", "auto", progressModes, "auto, bar, log or none")
+	return fs, f
+}
+
+// parseDemo reads demo's settings and checks them, touching nothing: the
+// DuckDB file is replaced only once they are known to be right.
+func parseDemo(args []string, stdout io.Writer) (demoFlags, error) {
+	fs, f := newDemoFlags(stdout)
 	if err := parseFlags(fs, args); err != nil {
-		return err
+		return demoFlags{}, err
 	}
-	if f.rows < 1 || f.distinct < 1 || f.distinct > f.rows || f.rate <= 0 {
-		return fmt.Errorf("%w: demo: want 1 <= --distinct <= --rows and --rate > 0", errUsage)
+	switch {
+	case f.db == "":
+		return demoFlags{}, usagef("demo: --db is empty: want the path of the DuckDB file to create")
+	case f.distinct > f.rows:
+		return demoFlags{}, usagef("demo: --distinct %d: want at most --rows (%d)", f.distinct, f.rows)
+	}
+	return *f, nil
+}
+
+func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	f, err := parseDemo(args, stdout)
+	if err != nil {
+		return err
 	}
 	start := time.Now()
 	d := &demoEnv{f: f, out: stdout, logger: logger}

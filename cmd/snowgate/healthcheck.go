@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,18 +11,26 @@ import (
 	"time"
 )
 
+// newHealthcheckFlags declares healthcheck's flags.
+func newHealthcheckFlags(stdout io.Writer) (fs *flag.FlagSet, listen *string, timeout *time.Duration) {
+	fs = newFlagSet("healthcheck", "Exit 0 if the server on --listen answers /healthz with 200.", stdout)
+	listen = fs.String("listen", ":8080", "the address `snowgate serve` listens on")
+	timeout = new(time.Duration)
+	// A container runtime's own health-check timeout is seconds to a minute.
+	numVar(fs, timeout, "timeout", 3*time.Second, between(time.Millisecond, 10*time.Minute), "how long to wait for the answer")
+	return fs, listen, timeout
+}
+
 // runHealthcheck lets a container image with no shell or curl check itself:
 // HEALTHCHECK CMD ["snowgate", "healthcheck"].
 func runHealthcheck(ctx context.Context, args []string, stdout io.Writer, _ *slog.Logger) error {
-	fs := newFlagSet("healthcheck", "Exit 0 if the server on --listen answers /healthz with 200.", stdout)
-	listen := fs.String("listen", ":8080", "the address `snowgate serve` listens on")
-	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	fs, listen, timeout := newHealthcheckFlags(stdout)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	host, port, err := net.SplitHostPort(*listen)
 	if err != nil {
-		return fmt.Errorf("healthcheck: --listen %q: %w", *listen, err)
+		return usagef("healthcheck: --listen %q: %v", *listen, err)
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "127.0.0.1"

@@ -41,22 +41,39 @@ type resolverFlags struct {
 func addResolverFlags(fs *flag.FlagSet) *resolverFlags {
 	rf := &resolverFlags{}
 	fs.StringVar(&rf.upstreamURL, "upstream-url", defaultUpstreamURL, "provider URL template; {id} is replaced by the escaped ID (token from SNOWGATE_UPSTREAM_TOKEN)")
-	fs.Float64Var(&rf.rate, "rate", 100, "provider requests per second for this process (0 = unlimited); lowered automatically on 429")
-	fs.IntVar(&rf.burst, "burst", 1, "provider requests allowed at once above the rate")
-	fs.IntVar(&rf.concurrency, "upstream-concurrency", 64, "provider requests in flight at most")
-	fs.DurationVar(&rf.timeout, "upstream-timeout", 10*time.Second, "timeout of one provider request attempt")
-	fs.IntVar(&rf.maxIDLen, "max-id-length", locapi.DefaultMaxIDLen, "longest ID in bytes sent to the provider; longer IDs are rejected")
-	fs.IntVar(&rf.cacheSize, "cache-size", 100_000, "resolved IDs kept in memory (LRU)")
-	fs.DurationVar(&rf.cacheTTL, "cache-ttl", 24*time.Hour, "how long a found record is served from the cache")
-	fs.DurationVar(&rf.negativeTTL, "negative-ttl", time.Hour, "how long a not-found or no-location answer is served from the cache")
+	numVar(fs, &rf.rate, "rate", 100, atLeast(0.0).zeroMeans("unlimited"),
+		"provider requests per second for this process (0 = unlimited); lowered automatically on 429")
+	// 0 is allowed because the provider client reads it as 1, and bench
+	// passes its burst on to a child backfill as it is.
+	numVar(fs, &rf.burst, "burst", 1, between(0, maxBurst), "provider requests allowed at once above the rate (0 = 1)")
+	numVar(fs, &rf.concurrency, "upstream-concurrency", 64, between(1, maxConcurrency), "provider requests in flight at most")
+	numVar(fs, &rf.timeout, "upstream-timeout", 10*time.Second, between(time.Millisecond, time.Hour), "timeout of one provider request attempt")
+	// An ID is escaped into the URL's path, up to three bytes per byte;
+	// servers commonly refuse request lines past 8 to 16 KB.
+	numVar(fs, &rf.maxIDLen, "max-id-length", locapi.DefaultMaxIDLen, between(1, 4096),
+		"longest ID in bytes sent to the provider; longer IDs are rejected")
+	// About 800 bytes an entry: the top is some 80 GB.
+	numVar(fs, &rf.cacheSize, "cache-size", 100_000, between(1, 100_000_000), "resolved IDs kept in memory (LRU)")
+	// A year is the longest TTL the shared Redis cache keeps too.
+	numVar(fs, &rf.cacheTTL, "cache-ttl", 24*time.Hour, between(time.Millisecond, maxTTL), "how long a found record is served from the cache")
+	numVar(fs, &rf.negativeTTL, "negative-ttl", time.Hour, between(time.Millisecond, maxTTL),
+		"how long a not-found or no-location answer is served from the cache")
 	fs.StringVar(&rf.redisURL, "redis-url", "",
 		"Redis shared by every replica and backfill (redis://[user:password@]host:6379/0, rediss:// for TLS): one provider budget, "+
 			"a shared cache and async batches any replica can answer; empty = this process alone. Prefer the environment variable: it may hold a password")
 	fs.StringVar(&rf.redisPrefix, "redis-prefix", cluster.DefaultPrefix, "prefix of every Redis key; deployments sharing one Redis need different ones")
-	fs.Float64Var(&rf.redisShare, "redis-local-share", locapi.DefaultBudgetShare,
+	numVar(fs, &rf.redisShare, "redis-local-share", locapi.DefaultBudgetShare, between(0.0, 1).openLo(),
 		"share of --rate this process keeps to while Redis is unreachable; 1/(replicas + backfills) keeps them all within the provider's limit")
 	return rf
 }
+
+// Limits shared by the flags of several commands, so that what bench
+// passes on to a child backfill is always accepted there.
+const (
+	maxBurst       = 1_000_000
+	maxConcurrency = 100_000
+	maxTTL         = 365 * 24 * time.Hour
+)
 
 // build makes the provider client and the resolver over it. close releases
 // both; call it once the last user is done.
@@ -126,13 +143,10 @@ func (rf *resolverFlags) shared(reg prometheus.Registerer, logger *slog.Logger) 
 	if rf.redisURL == "" {
 		return nil, nil
 	}
-	if !(rf.redisShare > 0 && rf.redisShare <= 1) {
-		return nil, fmt.Errorf("%w: --redis-local-share %g: want a share in (0, 1], e.g. 1/(replicas + backfills)", errUsage, rf.redisShare)
-	}
 	cluster.SetLibraryLogger(logger)
 	c, err := cluster.New(rf.redisURL, cluster.Config{Prefix: rf.redisPrefix, Logger: logger}, reg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: --redis-url: %v", errUsage, err)
+		return nil, usagef("--redis-url: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()

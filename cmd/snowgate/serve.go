@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -40,40 +39,57 @@ func newServeFlags(stdout io.Writer) (*flag.FlagSet, *serveFlags) {
 	cfg := &sf.cfg
 	fs.StringVar(&sf.listen, "listen", ":8080", "address to listen on, host:port")
 	fs.StringVar(&cfg.Path, "path", "/resolve_location", "URL path of the resolve_location function")
-	fs.StringVar(&cfg.OnRowError, "on-row-error", gateway.RowErrorNull,
+	enumVar(fs, &cfg.OnRowError, "on-row-error", gateway.RowErrorNull,
+		[]string{gateway.RowErrorNull, gateway.RowErrorObject, gateway.RowErrorFail},
 		"a row the provider failed: null, error ({\"error\": reason}) or fail (the batch answers 503 and Snowflake retries it)")
-	fs.StringVar(&cfg.NotFound, "not-found", gateway.NotFoundNull,
+	enumVar(fs, &cfg.NotFound, "not-found", gateway.NotFoundNull, []string{gateway.NotFoundNull, gateway.NotFoundObject},
 		"a not-found or no-location row: null, or object ({\"found\": false, ...})")
-	fs.Int64Var(&cfg.MaxBody, "max-body", 10<<20, "largest request body in bytes, after decompression (413 above)")
-	fs.IntVar(&cfg.MaxResponse, "max-response", 10_000_000,
+	// A body or an answer under 1 KiB holds hardly a row; past 1 GiB one
+	// batch would hold the memory of many.
+	numVar(fs, &cfg.MaxBody, "max-body", 10<<20, between[int64](1<<10, 1<<30),
+		"largest request body in bytes, after decompression (413 above)")
+	numVar(fs, &cfg.MaxResponse, "max-response", 10_000_000, between(1<<10, 1<<30),
 		"largest answer in bytes (10 MB for Snowflake, 6000000 behind AWS Lambda); above it the error names the MAX_BATCH_ROWS to set")
-	fs.DurationVar(&cfg.BatchTimeout, "batch-timeout", 25*time.Second,
+	numVar(fs, &cfg.BatchTimeout, "batch-timeout", 25*time.Second, between(time.Millisecond, time.Hour),
 		"time a POST waits for its batch; then 202 with --async, else unresolved rows follow --on-row-error")
 	fs.BoolVar(&cfg.Async, "async", false, "answer 202 to batches not done within --batch-timeout; Snowflake polls with GET")
-	fs.DurationVar(&cfg.AsyncTimeout, "async-timeout", 10*time.Minute, "time an asynchronous batch may take in all")
-	fs.DurationVar(&cfg.ResultTTL, "result-ttl", 15*time.Minute, "how long finished answers are kept by batch id for retries and polls")
-	fs.IntVar(&cfg.MaxInflightRows, "max-inflight-rows", 131_072, "rows being worked on at most; a batch above it gets 429 at once")
+	numVar(fs, &cfg.AsyncTimeout, "async-timeout", 10*time.Minute, between(time.Millisecond, 24*time.Hour),
+		"time an asynchronous batch may take in all")
+	numVar(fs, &cfg.ResultTTL, "result-ttl", 15*time.Minute, between(time.Millisecond, 24*time.Hour),
+		"how long finished answers are kept by batch id for retries and polls")
+	numVar(fs, &cfg.MaxInflightRows, "max-inflight-rows", 131_072, between(1, 10_000_000),
+		"rows being worked on at most; a batch above it gets 429 at once")
 	fs.StringVar(&cfg.AuthHeader, "auth-header", "",
 		"header that must carry $SNOWGATE_AUTH_SECRET (e.g. sf-custom-snowgate-secret); empty = no check")
-	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "time to finish running batches after SIGTERM")
+	numVar(fs, &cfg.ShutdownTimeout, "shutdown-timeout", 30*time.Second, between(time.Millisecond, time.Hour),
+		"time to finish running batches after SIGTERM")
 	sf.rf = addResolverFlags(fs)
 	return fs, sf
 }
 
-// runServe serves until ctx is cancelled (SIGTERM), then drains and returns.
-func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+// parseServe reads serve's settings and checks them, touching nothing.
+func parseServe(args []string, stdout io.Writer) (*serveFlags, error) {
 	fs, sf := newServeFlags(stdout)
 	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	sf.cfg.AuthSecret = os.Getenv("SNOWGATE_AUTH_SECRET")
+	switch {
+	case sf.cfg.AuthHeader != "" && sf.cfg.AuthSecret == "":
+		return nil, usagef("serve: --auth-header needs SNOWGATE_AUTH_SECRET to be set")
+	case sf.cfg.AuthHeader == "" && sf.cfg.AuthSecret != "":
+		return nil, usagef("serve: SNOWGATE_AUTH_SECRET is set but --auth-header is not: name the header that carries it")
+	}
+	return sf, nil
+}
+
+// runServe serves until ctx is cancelled (SIGTERM), then drains and returns.
+func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	sf, err := parseServe(args, stdout)
+	if err != nil {
 		return err
 	}
 	cfg, rf := sf.cfg, sf.rf
-	cfg.AuthSecret = os.Getenv("SNOWGATE_AUTH_SECRET")
-	switch {
-	case cfg.AuthHeader != "" && cfg.AuthSecret == "":
-		return errors.New("serve: --auth-header needs SNOWGATE_AUTH_SECRET to be set")
-	case cfg.AuthHeader == "" && cfg.AuthSecret != "":
-		return errors.New("serve: SNOWGATE_AUTH_SECRET is set but --auth-header is not: name the header that carries it")
-	}
 
 	reg := prometheus.NewRegistry()
 	if err := registerProcessMetrics(reg); err != nil {
