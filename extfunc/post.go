@@ -40,8 +40,12 @@ func (c *Client) Post(ctx context.Context, b Batch) ([]byte, Stats, error) {
 			body, err = k.poll(ctx)
 			return body, k.st, err
 		}
-		if err := k.failed(ctx, err); err != nil {
-			return nil, k.st, err
+		wait, gaveUp := k.retry(ctx, err)
+		if gaveUp != nil {
+			return nil, k.st, gaveUp
+		}
+		if serr := backoff.Sleep(ctx, wait); serr != nil {
+			return nil, k.st, fmt.Errorf("extfunc: %w; then %w", err, serr)
 		}
 	}
 }
@@ -51,40 +55,47 @@ type call struct {
 	c        *Client
 	b        Batch
 	st       Stats
-	failures int // requests that failed in a way worth retrying
+	failures int  // requests that failed in a way worth retrying
+	again    bool // the next request repeats a failed one
 }
 
 // poll GETs an accepted batch until it is no longer 202. A failed poll is
-// retried as a poll: the service knows the batch.
+// retried as a poll, the service knowing the batch, after the longer of
+// the poll delay and the retry's wait.
 func (k *call) poll(ctx context.Context) ([]byte, error) {
 	cfg := &k.c.cfg
 	giveUp := time.Now().Add(cfg.PollTimeout)
 	delay := cfg.PollFirst
+	wait := delay
 	for {
-		if time.Now().Add(delay).After(giveUp) {
+		if time.Now().Add(wait).After(giveUp) {
 			return nil, fmt.Errorf("extfunc: batch still accepted (202) after %v of polling", cfg.PollTimeout)
 		}
-		if err := backoff.Sleep(ctx, delay); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return nil, fmt.Errorf("extfunc: polling: %w", err)
 		}
-		delay = min(cfg.PollMax, delay*3/2)
 		k.st.Polls++
 		status, body, err := k.send(ctx, http.MethodGet)
 		switch {
 		case err == nil && status == http.StatusOK:
 			return body, nil
 		case err == nil && status == http.StatusAccepted:
+			delay = min(cfg.PollMax, delay*3/2)
+			wait = delay
 			continue
 		}
-		if err := k.failed(ctx, err); err != nil {
-			return nil, err
+		retryWait, gaveUp := k.retry(ctx, err)
+		if gaveUp != nil {
+			return nil, gaveUp
 		}
+		delay = min(cfg.PollMax, delay*3/2)
+		wait = max(delay, retryWait)
 	}
 }
 
-// failed decides after a failed request: nil means it waited and the
-// request is to be sent again; an error means give up.
-func (k *call) failed(ctx context.Context, cause error) error {
+// retry decides after a failed request: how long to wait before sending it
+// again, or the error to give up with.
+func (k *call) retry(ctx context.Context, cause error) (time.Duration, error) {
 	var ne *netError
 	var se *StatusError
 	var retryAfter time.Duration
@@ -92,24 +103,20 @@ func (k *call) failed(ctx context.Context, cause error) error {
 	case errors.As(cause, &se) && se.Temporary():
 		retryAfter = min(se.RetryAfter, k.c.cfg.MaxRetryAfter)
 	case !errors.As(cause, &ne):
-		return fmt.Errorf("extfunc: %w", cause)
+		return 0, fmt.Errorf("extfunc: %w", cause)
 	}
 	k.failures++
 	if cerr := context.Cause(ctx); cerr != nil {
 		if errors.Is(cause, cerr) {
-			return fmt.Errorf("extfunc: %w", cause) // the request failed because ctx ended
+			return 0, fmt.Errorf("extfunc: %w", cause) // the request failed because ctx ended
 		}
-		return fmt.Errorf("extfunc: %w; then %w", cause, cerr)
+		return 0, fmt.Errorf("extfunc: %w; then %w", cause, cerr)
 	}
 	if k.failures >= k.c.cfg.MaxAttempts {
-		return fmt.Errorf("extfunc: gave up after %d attempts: %w", k.failures, cause)
+		return 0, fmt.Errorf("extfunc: gave up after %d attempts: %w", k.failures, cause)
 	}
-	wait := max(k.c.policy.Delay(k.failures), retryAfter)
-	if err := backoff.Sleep(ctx, wait); err != nil {
-		return fmt.Errorf("extfunc: %w; then %w", cause, err)
-	}
-	k.st.Retries++
-	return nil
+	k.again = true
+	return max(k.c.policy.Delay(k.failures), retryAfter), nil
 }
 
 // netError is a request that got no usable answer; it is retried.
@@ -122,6 +129,10 @@ func (e *netError) Unwrap() error { return e.err }
 // or 202 is (status, body, nil); anything else an error.
 func (k *call) send(ctx context.Context, method string) (int, []byte, error) {
 	k.st.Requests++
+	if k.again {
+		k.st.Retries++
+		k.again = false
+	}
 	status, body, err := k.c.do(ctx, method, k.b)
 	var ne *netError
 	switch {
