@@ -6,10 +6,12 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -68,10 +70,15 @@ type DuckDB struct {
 
 var _ Warehouse = (*DuckDB)(nil)
 
-// OpenDuckDB opens (creating if needed) the DuckDB database at path. path may
-// carry DuckDB settings as a query string ("file.duckdb?threads=4"); unless
-// set there, memory_limit is 48MB, threads 1, checkpoint_threshold 4MB,
+// OpenDuckDB opens the DuckDB database at path. path may carry DuckDB
+// settings as a query string ("file.duckdb?threads=4"); unless set there,
+// memory_limit is 48MB, threads 1, checkpoint_threshold 4MB,
 // allocator_flush_threshold 8MB and allocator_background_threads true.
+//
+// A missing file is created only when tables.SourceFile is set, and only
+// once that file is found to have the ID column: otherwise the source table
+// cannot be in it, and OpenDuckDB returns a *SourceError without creating
+// anything. Setup checks a source table in an existing file.
 func OpenDuckDB(ctx context.Context, path string, tables Tables) (*DuckDB, error) {
 	if err := tables.validate(); err != nil {
 		return nil, err
@@ -82,6 +89,10 @@ func OpenDuckDB(ctx context.Context, path string, tables Tables) (*DuckDB, error
 	}
 	source, err := duckDBSource(tables)
 	if err != nil {
+		return nil, err
+	}
+	file, _, _ := strings.Cut(path, "?")
+	if err := checkBeforeOpen(ctx, file, tables, source); err != nil {
 		return nil, err
 	}
 	db, err := sql.Open("duckdb", dsn)
@@ -142,12 +153,16 @@ func duckDBDSN(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("duckdb settings %q: %w", query, err)
 	}
+	return file + "?" + withDuckDBDefaults(opts).Encode(), nil
+}
+
+func withDuckDBDefaults(opts url.Values) url.Values {
 	for k, v := range duckDBDefaults() {
 		if !opts.Has(k) {
 			opts.Set(k, v)
 		}
 	}
-	return file + "?" + opts.Encode(), nil
+	return opts
 }
 
 // duckDBSource is the source relation: the table, or a reader of the file.
@@ -156,8 +171,10 @@ func duckDBSource(t Tables) (string, error) {
 	if t.SourceFile == "" {
 		return t.Source.String() + " AS s", nil
 	}
-	if _, err := os.Stat(t.SourceFile); err != nil {
-		return "", fmt.Errorf("source file: %w", err)
+	if _, err := os.Stat(t.SourceFile); errors.Is(err, fs.ErrNotExist) {
+		return "", sourceErrorf(SourceFile, "source file %q not found", t.SourceFile)
+	} else if err != nil {
+		return "", sourceErrorf(SourceFile, "source file: %v", err)
 	}
 	lit := "'" + strings.ReplaceAll(t.SourceFile, "'", "''") + "'"
 	switch strings.ToLower(filepath.Ext(t.SourceFile)) {
@@ -166,7 +183,71 @@ func duckDBSource(t Tables) (string, error) {
 	case ".parquet":
 		return "read_parquet(" + lit + ") AS s", nil
 	}
-	return "", fmt.Errorf("source file %q: want a .csv or .parquet file", t.SourceFile)
+	return "", sourceErrorf(SourceFile, "source file %q: want a .csv or .parquet file", t.SourceFile)
+}
+
+// checkBeforeOpen runs the source checks that must pass before the database
+// file is opened, because opening creates it: a file that does not exist
+// cannot hold the source table, and a source file must have the ID column.
+func checkBeforeOpen(ctx context.Context, file string, t Tables, source string) error {
+	if t.SourceFile != "" {
+		return checkSourceFile(ctx, t, source)
+	}
+	if file == ":memory:" {
+		return nil // Setup reports that it holds no tables
+	}
+	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
+		return sourceErrorf(SourceTable, "source table %s not found: the database file %q does not exist, so it has no tables",
+			lookedFor(t.Source, duckDBDefaultSchema), file)
+	}
+	return nil
+}
+
+// duckDBDefaultSchema is the schema DuckDB resolves an unqualified name in.
+const duckDBDefaultSchema = "main"
+
+// checkSourceFile reads the source file's header in a throwaway in-memory
+// database, so that a file without the ID column leaves no database file
+// behind.
+func checkSourceFile(ctx context.Context, t Tables, source string) error {
+	db, err := sql.Open("duckdb", "?"+withDuckDBDefaults(url.Values{}).Encode())
+	if err != nil {
+		return fmt.Errorf("duckdb: check source file: %w", err)
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx, "SELECT * FROM "+source+" LIMIT 0")
+	if err != nil {
+		return sourceErrorf(SourceFile, "source file %q: %s", t.SourceFile, firstLine(err))
+	}
+	cols, err := rows.Columns()
+	rows.Close()
+	if err != nil {
+		return sourceErrorf(SourceFile, "source file %q: %s", t.SourceFile, firstLine(err))
+	}
+	if !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, t.IDColumn.Name()) }) {
+		return sourceErrorf(SourceColumn, "column %s not in source file %q; its columns: %s",
+			t.IDColumn.Name(), t.SourceFile, NameList(cols, maxListed))
+	}
+	return nil
+}
+
+// maxListed caps the names a SourceError lists.
+const maxListed = 20
+
+// firstLine is err's first line: DuckDB appends the query and a caret
+// below, which would break a one-line error.
+func firstLine(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
+}
+
+// lookedFor is a table's name as DuckDB resolves it, unquoted, with an
+// unqualified name placed in schema.
+func lookedFor(id Ident, schema string) string {
+	if len(id.parts) == 1 {
+		return strings.ToUpper(schema) + "." + id.parts[0]
+	}
+	return strings.Join(id.parts, ".")
 }
 
 // Setup creates the result tables and the staging table, and checks that
@@ -176,6 +257,12 @@ func (d *DuckDB) Setup(ctx context.Context) error {
 }
 
 func (d *DuckDB) setup(ctx context.Context) error {
+	if err := d.checkSource(ctx); err != nil {
+		return err
+	}
+	if _, err := d.w.ExecContext(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT 0", d.idExpr(), d.source)); err != nil {
+		return fmt.Errorf("source %s, id column %s: %w", d.sourceName(), d.tables.IDColumn, err)
+	}
 	stmts := []string{
 		CreateTableSQL(d.tables.Target, TargetColumns(), duckDBTypes),
 		CreateTableSQL(d.tables.Misses(), MissColumns(), duckDBTypes),
@@ -186,9 +273,6 @@ func (d *DuckDB) setup(ctx context.Context) error {
 			return fmt.Errorf("duckdb setup: %w", err)
 		}
 	}
-	if _, err := d.w.ExecContext(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT 0", d.idExpr(), d.source)); err != nil {
-		return fmt.Errorf("source %s, id column %s: %w", d.sourceName(), d.tables.IDColumn, err)
-	}
 	for _, t := range []struct {
 		table Ident
 		cols  []Column
@@ -198,6 +282,116 @@ func (d *DuckDB) setup(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// catalogTable is a table or view as information_schema names it.
+type catalogTable struct{ catalog, schema, name string }
+
+// checkSource looks the source table and its ID column up in the catalog,
+// matching names the way DuckDB does (case-insensitively; SCHEMA.TABLE or
+// CATALOG.TABLE for two parts), so that a wrong name is reported with what
+// is there instead.
+func (d *DuckDB) checkSource(ctx context.Context) error {
+	if d.tables.SourceFile != "" {
+		return nil // checked before the database was opened
+	}
+	var curDB, curSchema string
+	if err := d.w.QueryRowContext(ctx, "SELECT current_database(), current_schema()").Scan(&curDB, &curSchema); err != nil {
+		return fmt.Errorf("duckdb setup: %w", err)
+	}
+	all, err := d.catalogTables(ctx)
+	if err != nil {
+		return err
+	}
+	want := d.tables.Source.parts
+	i := slices.IndexFunc(all, func(t catalogTable) bool { return t.is(want, curDB, curSchema) })
+	if i < 0 {
+		names := make([]string, len(all))
+		for j, t := range all {
+			names[j] = t.display(curDB, curSchema)
+		}
+		return sourceErrorf(SourceTable, "source table %s not found; tables in the database: %s",
+			lookedFor(d.tables.Source, curSchema), NameList(names, maxListed))
+	}
+	cols, err := d.columnsOf(ctx, all[i])
+	if err != nil {
+		return err
+	}
+	if !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, d.tables.IDColumn.Name()) }) {
+		return sourceErrorf(SourceColumn, "column %s not in %s; its columns: %s",
+			d.tables.IDColumn.Name(), all[i].display(curDB, curSchema), NameList(cols, maxListed))
+	}
+	return nil
+}
+
+func (d *DuckDB) catalogTables(ctx context.Context) ([]catalogTable, error) {
+	rows, err := d.w.QueryContext(ctx, `SELECT table_catalog, table_schema, table_name FROM information_schema.tables
+WHERE table_catalog NOT IN ('system', 'temp') ORDER BY table_schema <> current_schema(), table_schema, table_name`)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb setup: list tables: %w", err)
+	}
+	defer rows.Close()
+	var out []catalogTable
+	for rows.Next() {
+		var t catalogTable
+		if err := rows.Scan(&t.catalog, &t.schema, &t.name); err != nil {
+			return nil, fmt.Errorf("duckdb setup: list tables: %w", err)
+		}
+		out = append(out, t)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb setup: list tables: %w", err)
+	}
+	return out, nil
+}
+
+func (d *DuckDB) columnsOf(ctx context.Context, t catalogTable) ([]string, error) {
+	rows, err := d.w.QueryContext(ctx, `SELECT column_name FROM information_schema.columns
+WHERE table_catalog = $1 AND table_schema = $2 AND table_name = $3 ORDER BY ordinal_position`, t.catalog, t.schema, t.name)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb setup: columns of %s: %w", t.name, err)
+	}
+	defer rows.Close()
+	var cols []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			return nil, fmt.Errorf("duckdb setup: columns of %s: %w", t.name, err)
+		}
+		cols = append(cols, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb setup: columns of %s: %w", t.name, err)
+	}
+	return cols, nil
+}
+
+// is reports whether parts (TABLE, SCHEMA.TABLE or CATALOG.TABLE,
+// CATALOG.SCHEMA.TABLE) name t, given the session's catalog and schema.
+func (t catalogTable) is(parts []string, curDB, curSchema string) bool {
+	eq := strings.EqualFold
+	n := len(parts)
+	if !eq(t.name, parts[n-1]) {
+		return false
+	}
+	switch n {
+	case 1:
+		return eq(t.catalog, curDB) && eq(t.schema, curSchema)
+	case 2:
+		return eq(t.catalog, curDB) && eq(t.schema, parts[0]) || eq(t.catalog, parts[0]) && eq(t.schema, duckDBDefaultSchema)
+	}
+	return eq(t.catalog, parts[0]) && eq(t.schema, parts[1])
+}
+
+// display names t as short as the session would resolve it.
+func (t catalogTable) display(curDB, curSchema string) string {
+	switch {
+	case !strings.EqualFold(t.catalog, curDB):
+		return t.catalog + "." + t.schema + "." + t.name
+	case !strings.EqualFold(t.schema, curSchema):
+		return t.schema + "." + t.name
+	}
+	return t.name
 }
 
 func (d *DuckDB) sourceName() string {

@@ -2,6 +2,8 @@ package loader
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -279,11 +281,11 @@ func TestDuckDBClearErrors(t *testing.T) {
 		tables  func(Tables) Tables
 		wantErr string
 	}{
-		{"missing source table", "", func(tb Tables) Tables { return tb }, `source "MASTER_TABLE"`},
-		{"missing id column", `CREATE TABLE MASTER_TABLE (X VARCHAR)`, func(tb Tables) Tables { return tb }, `id column "ID"`},
+		{"missing source table", "", func(tb Tables) Tables { return tb }, `source table MAIN.MASTER_TABLE not found`},
+		{"missing id column", `CREATE TABLE MASTER_TABLE (X VARCHAR)`, func(tb Tables) Tables { return tb }, `column ID not in MASTER_TABLE; its columns: X`},
 		{"target with other columns", `CREATE TABLE MASTER_TABLE (ID VARCHAR); CREATE TABLE STANDARDIZED_LOCATIONS (ID VARCHAR)`,
 			func(tb Tables) Tables { return tb }, `"STANDARDIZED_LOCATIONS" exists without the loader's columns`},
-		{"missing source file", "", func(tb Tables) Tables { tb.SourceFile = "/nonexistent/ids.csv"; return tb }, "source file"},
+		{"missing source file", "", func(tb Tables) Tables { tb.SourceFile = "/nonexistent/ids.csv"; return tb }, `source file "/nonexistent/ids.csv" not found`},
 		{"unknown file type", "", func(tb Tables) Tables { tb.SourceFile = os.Args[0]; return tb }, "want a .csv or .parquet"},
 	}
 	for _, tt := range tests {
@@ -320,6 +322,7 @@ func TestOpenDuckDBSettings(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tdb := newTestDB(t)
+			tdb.exec(t, `CREATE TABLE MASTER_TABLE (ID VARCHAR)`)
 			d, err := OpenDuckDB(context.Background(), tdb.path+tt.query, mustTables(t))
 			if err != nil {
 				t.Fatal(err)
@@ -336,4 +339,129 @@ func TestOpenDuckDBSettings(t *testing.T) {
 			t.Errorf("OpenDuckDB(%q): got nil error; want one", bad)
 		}
 	}
+}
+
+// TestDuckDBPreflightCreatesNothing runs a backfill against a wrong source:
+// it must fail with a *SourceError naming what it looked for and what is
+// there, and leave no database file behind, or one with no new tables.
+func TestDuckDBPreflightCreatesNothing(t *testing.T) {
+	dir := t.TempDir()
+	noID := filepath.Join(dir, "no-id.csv")
+	if err := os.WriteFile(noID, []byte("X,Y\n1,2\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	missing := filepath.Join(dir, "missing.csv")
+	tests := []struct {
+		name     string
+		setup    []string // statements run on the file first; none: no file
+		source   string
+		file     string
+		wantKind SourceKind
+		wantErr  string
+	}{
+		{name: "no database file", wantKind: SourceTable,
+			wantErr: `source table MAIN.MASTER_TABLE not found: the database file "`},
+		{name: "source table missing", setup: []string{`CREATE TABLE OTHER (ID VARCHAR)`, `CREATE SCHEMA raw`, `CREATE TABLE raw.ids (ID VARCHAR)`},
+			wantKind: SourceTable, wantErr: `source table MAIN.MASTER_TABLE not found; tables in the database: OTHER, raw.ids`},
+		{name: "qualified source missing", setup: []string{`CREATE TABLE MASTER_TABLE (ID VARCHAR)`}, source: "raw.master_table",
+			wantKind: SourceTable, wantErr: `source table RAW.MASTER_TABLE not found; tables in the database: MASTER_TABLE`},
+		{name: "id column missing", setup: []string{`CREATE TABLE MASTER_TABLE (ENTITY_ID VARCHAR, NAME VARCHAR)`},
+			wantKind: SourceColumn, wantErr: `column ID not in MASTER_TABLE; its columns: ENTITY_ID, NAME`},
+		{name: "source file missing", file: missing, wantKind: SourceFile,
+			wantErr: fmt.Sprintf(`source file %q not found`, missing)},
+		{name: "source file without the id column", file: noID, wantKind: SourceColumn,
+			wantErr: fmt.Sprintf(`column ID not in source file %q; its columns: X, Y`, noID)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tdb := newTestDB(t)
+			if tt.setup != nil {
+				tdb.exec(t, tt.setup...)
+			}
+			before := tableNames(t, tdb.path)
+			tb, err := NewTables(tt.source, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			tb.SourceFile = tt.file
+			err = runOnce(tdb.path, tb)
+			var se *SourceError
+			if !errors.As(err, &se) || se.Kind != tt.wantKind || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("got error %v; want a *SourceError of kind %d containing %q", err, tt.wantKind, tt.wantErr)
+			}
+			if strings.Contains(err.Error(), "\n") {
+				t.Errorf("error %q spans several lines; want one", err)
+			}
+			if after := tableNames(t, tdb.path); !slices.Equal(after, before) {
+				t.Errorf("tables after the run: %q; want %q, as before it", after, before)
+			}
+		})
+	}
+}
+
+// TestDuckDBPreflightFindsSource is the other side of the preflight: names
+// DuckDB resolves are found, whatever their case or qualification, and the
+// run goes on to create the result tables.
+func TestDuckDBPreflightFindsSource(t *testing.T) {
+	tests := []struct{ name, setup, source, idColumn string }{
+		{"lower-case table and column", `CREATE TABLE master_table (id VARCHAR)`, "", ""},
+		{"schema-qualified", `CREATE SCHEMA raw; CREATE TABLE raw.ids (entity_id BIGINT)`, "raw.ids", "entity_id"},
+		{"catalog-qualified", `CREATE TABLE ids (ID VARCHAR)`, "test.main.ids", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tdb := newTestDB(t)
+			tdb.exec(t, strings.Split(tt.setup, "; ")...)
+			tb, err := NewTables(tt.source, tt.idColumn, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := runOnce(tdb.path, tb); err != nil {
+				t.Fatalf("run: %v", err)
+			}
+			got := tableNames(t, tdb.path)
+			for _, want := range []string{"main.STANDARDIZED_LOCATIONS", "main.STANDARDIZED_LOCATIONS_FAILURES", "main.STANDARDIZED_LOCATIONS_MISSES"} {
+				if !slices.Contains(got, want) {
+					t.Errorf("tables after the run: %q; want %s among them", got, want)
+				}
+			}
+		})
+	}
+}
+
+// runOnce opens the warehouse at path and runs one backfill on it.
+func runOnce(path string, tb Tables) error {
+	d, err := OpenDuckDB(context.Background(), path, tb)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	l, err := New(d, newFakeResolver(), Config{OnProgress: func(Progress) {}}, nil)
+	if err != nil {
+		return err
+	}
+	_, err = l.Run(context.Background())
+	return err
+}
+
+// noFile is what tableNames lists for a file that does not exist, unlike a
+// file without tables.
+const noFile = "(no database file)"
+
+// tableNames lists schema.table of every table in the file at path, or
+// noFile (it is not created to look).
+func tableNames(t *testing.T, path string) []string {
+	t.Helper()
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(path + ".wal"); !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("%s.wal exists without its database (stat: %v)", path, err)
+		}
+		return []string{noFile}
+	}
+	db, err := sql.Open("duckdb", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	return append([]string{}, queryStrings(t, db, `SELECT table_schema || '.' || table_name FROM information_schema.tables ORDER BY 1`)...)
 }

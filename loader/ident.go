@@ -61,6 +61,10 @@ func validPart(p string) bool {
 // Name is the last part, unquoted: the table or column name itself.
 func (id Ident) Name() string { return id.parts[len(id.parts)-1] }
 
+// Parts are the name's parts, upper case and unquoted, for looking the
+// object up in a catalog: [DB, [SCHEMA,]] TABLE.
+func (id Ident) Parts() []string { return append([]string(nil), id.parts...) }
+
 // WithSuffix returns the identifier with suffix appended to its last part,
 // for tables derived from another (STANDARDIZED_LOCATIONS_FAILURES).
 func (id Ident) WithSuffix(suffix string) Ident {

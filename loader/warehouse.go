@@ -6,6 +6,7 @@ package loader
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/snowgate/snowgate/locapi"
@@ -46,7 +47,10 @@ type Selection struct {
 // Warehouse is where IDs come from and results go. DuckDB and Snowflake
 // implement it; the pipeline knows nothing else about them.
 type Warehouse interface {
-	// Setup creates the target, outcome and failure tables when missing.
+	// Setup checks that the source table (or file) and its ID column exist,
+	// then creates the target, outcome and failure tables when missing. When
+	// the source is not there it creates nothing and returns a
+	// *SourceError.
 	Setup(ctx context.Context) error
 	// CountPending counts the distinct source IDs that sel selects.
 	CountPending(ctx context.Context, sel Selection) (int64, error)
@@ -62,6 +66,43 @@ type Warehouse interface {
 	// and an ID that now succeeded leaves the failures table.
 	Commit(ctx context.Context, rows []Row) error
 	Close() error
+}
+
+// SourceKind says which part of the source a SourceError is about.
+type SourceKind int
+
+const (
+	SourceTable  SourceKind = iota // the source table is not there
+	SourceColumn                   // the source has no such ID column
+	SourceFile                     // the source file is missing or unreadable
+)
+
+// SourceError reports a source that is not what the backfill was told: a
+// missing table, ID column or file. The warehouse has created nothing by
+// then, and the fix is in the configuration, not in a retry. The message is
+// one line naming what was looked for and what was found instead.
+type SourceError struct {
+	Kind SourceKind
+	Msg  string
+}
+
+func (e *SourceError) Error() string { return e.Msg }
+
+// sourceErrorf makes a *SourceError.
+func sourceErrorf(kind SourceKind, format string, args ...any) error {
+	return &SourceError{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
+
+// NameList joins names for a SourceError: at most limit of them and how
+// many more there are, or "none".
+func NameList(names []string, limit int) string {
+	switch {
+	case len(names) == 0:
+		return "none"
+	case len(names) > limit:
+		return fmt.Sprintf("%s and %d more", strings.Join(names[:limit], ", "), len(names)-limit)
+	}
+	return strings.Join(names, ", ")
 }
 
 // validate reports a row no warehouse could store faithfully.

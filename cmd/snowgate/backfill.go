@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -121,7 +122,7 @@ func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *s
 
 	wh, err := openWarehouse(ctx, f.warehouse, tables, logger)
 	if err != nil {
-		return fmt.Errorf("backfill: %w", err)
+		return backfillError(err)
 	}
 	defer wh.Close()
 	res, closeRes, err := f.resolver(rf, logger)
@@ -137,7 +138,7 @@ func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *s
 	sum, err := l.Run(ctx)
 	finish()
 	if err != nil && sum.Read == 0 { // failed before it started: nothing to sum up
-		return fmt.Errorf("backfill: %w", err)
+		return backfillError(err)
 	}
 	printSummary(stdout, sum, args)
 	logger.LogAttrs(context.Background(), slog.LevelInfo, "backfill done", sum.LogAttrs()...)
@@ -145,6 +146,22 @@ func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *s
 		return fmt.Errorf("backfill: %w (the %d IDs committed are kept; re-run the same command to resume)", err, sum.Committed)
 	}
 	return nil
+}
+
+// sourceFlags name the flag that fixes each kind of *loader.SourceError.
+var sourceFlags = map[loader.SourceKind]string{
+	loader.SourceTable: "--source-table", loader.SourceColumn: "--id-column", loader.SourceFile: "--source-file",
+}
+
+// backfillError wraps an error of the warehouse. A wrong source table, ID
+// column or file is bad configuration, not a failed run: the warehouse has
+// created nothing, so it is a usage error naming the flag to fix.
+func backfillError(err error) error {
+	var se *loader.SourceError
+	if errors.As(err, &se) {
+		return fmt.Errorf("%w: backfill: %s: %w", errUsage, sourceFlags[se.Kind], err)
+	}
+	return fmt.Errorf("backfill: %w", err)
 }
 
 // openWarehouse parses --warehouse. A Snowflake configuration that cannot

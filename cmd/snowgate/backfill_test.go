@@ -261,7 +261,7 @@ func TestBackfillMissingSourceIsClear(t *testing.T) {
 	var out bytes.Buffer
 	args := []string{"--warehouse", "duckdb:" + path, "--source-table", "NOPE", "--progress", "none"}
 	err := runBackfill(context.Background(), args, &out, slog.New(slog.DiscardHandler))
-	if err == nil || !strings.Contains(err.Error(), `source "NOPE"`) || strings.Contains(err.Error(), "resume") {
+	if err == nil || !strings.Contains(err.Error(), `source table MAIN.NOPE not found`) || strings.Contains(err.Error(), "resume") {
 		t.Fatalf("got %v; want an error naming the source and no resume hint", err)
 	}
 	if out.Len() != 0 {

@@ -88,7 +88,7 @@ func newTables(lt loader.Tables) (tables, error) {
 // loader's shared column definitions, with their NOT NULLs; Snowflake
 // records but does not enforce the primary key), and adds RESOLVED_AT to a
 // target that predates it: the original job's table had only the location
-// columns.
+// columns. Setup runs it only after checkSource.
 func (t tables) setupSQL() []string {
 	return []string{
 		loader.CreateTableSQL(t.target, loader.TargetColumns(), sfTypes),
@@ -101,6 +101,29 @@ func (t tables) setupSQL() []string {
 // ColumnTypes spells the loader's column types the way the setup DDL does,
 // for checking documents (sql/tables.sql) against it.
 func ColumnTypes() loader.TypeNames { return maps.Clone(sfTypes) }
+
+// sessionSQL names the session's database, schema and role: an unqualified
+// source name resolves in the first two, and INFORMATION_SCHEMA shows what
+// the role may see.
+const sessionSQL = "SELECT CURRENT_DATABASE(), CURRENT_SCHEMA(), CURRENT_ROLE()"
+
+// sourceColumnsSQL lists, in order, the columns of table ?2 in schema ?1 of
+// database db; no row means no such table that the role can see. Names are
+// bound, and compared exactly: the loader quotes every identifier.
+func sourceColumnsSQL(db string) string {
+	return "SELECT COLUMN_NAME FROM " + quoteName(db) +
+		".INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION"
+}
+
+// schemaTablesSQL lists the tables and views of schema ?1 in database db,
+// for the error that says the source is not among them.
+func schemaTablesSQL(db string) string {
+	return "SELECT TABLE_NAME FROM " + quoteName(db) + ".INFORMATION_SCHEMA.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME"
+}
+
+// quoteName quotes a name that may come from the session (CURRENT_DATABASE)
+// rather than from a validated loader.Ident.
+func quoteName(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
 // createStagingSQL creates the session's staging table. TEMPORARY: it lives
 // and dies with the pinned session, costs no Fail-safe storage and is never

@@ -50,6 +50,12 @@ type standin struct {
 	// uploads are the objects PUT to the emulated GCS bucket, by the stage
 	// path the driver named in its PUT command.
 	uploads map[string][]gcsObject
+	// catalog is what INFORMATION_SCHEMA shows: the columns of each table,
+	// by DB.SCHEMA.TABLE.
+	catalog map[string][]string
+	// session is CURRENT_DATABASE(), CURRENT_SCHEMA() and CURRENT_ROLE();
+	// nil is NULL.
+	session [3]*string
 }
 
 // stmt is one recorded query-request.
@@ -102,7 +108,9 @@ func newStandin(t testing.TB, threshold int) *standin {
 	// The driver probes cloud metadata servers on its first connection;
 	// this test talks to 127.0.0.1 only.
 	t.Setenv("SNOWFLAKE_DISABLE_PLATFORM_DETECTION", "true")
-	s := &standin{t: t, threshold: threshold, masterKey: make([]byte, 16), uploads: map[string][]gcsObject{}}
+	s := &standin{t: t, threshold: threshold, masterKey: make([]byte, 16), uploads: map[string][]gcsObject{},
+		catalog: map[string][]string{"TESTDB.PUBLIC.MASTER_TABLE": {"ID"}},
+		session: [3]*string{ptr("TESTDB"), ptr("PUBLIC"), ptr("LOADER")}}
 	if _, err := rand.Read(s.masterKey); err != nil {
 		t.Fatal(err)
 	}
@@ -212,6 +220,12 @@ func (s *standin) query(w http.ResponseWriter, r *http.Request) {
 	}
 	var data map[string]any
 	switch {
+	case strings.HasPrefix(upper, "SELECT CURRENT_DATABASE()"):
+		s.mu.Lock()
+		data = textRows([]string{"CURRENT_DATABASE()", "CURRENT_SCHEMA()", "CURRENT_ROLE()"}, [][]*string{s.session[:]})
+		s.mu.Unlock()
+	case strings.Contains(upper, ".INFORMATION_SCHEMA."):
+		data = s.informationSchema(st)
 	case putRE.MatchString(sqlText):
 		data = s.put(sqlText)
 	case strings.HasPrefix(upper, "SELECT DISTINCT") || strings.HasPrefix(upper, `SELECT "ID" FROM`):
@@ -245,6 +259,54 @@ func resultSet(col, typ string, rows [][]string) map[string]any {
 		"returned":   len(rows),
 		"parameters": []any{},
 	}
+}
+
+// textRows is a result set of nullable text columns.
+func textRows(cols []string, rows [][]*string) map[string]any {
+	rowtype := make([]map[string]any, len(cols))
+	for i, c := range cols {
+		rowtype[i] = map[string]any{"name": c, "type": "text", "length": 16777216, "byteLength": 16777216, "nullable": true, "scale": 0, "precision": 0}
+	}
+	if rows == nil {
+		rows = [][]*string{}
+	}
+	return map[string]any{
+		"queryId": "01standin-select", "queryResultFormat": "json", "statementTypeId": 0x1000,
+		"rowtype": rowtype, "rowset": rows, "total": len(rows), "returned": len(rows), "parameters": []any{},
+	}
+}
+
+var infoSchemaRE = regexp.MustCompile(`FROM "([^"]+)"\.INFORMATION_SCHEMA\.(COLUMNS|TABLES) WHERE TABLE_SCHEMA = \?`)
+
+// informationSchema answers the source check's lookups from s.catalog: the
+// columns of one table (binds: schema, table), or the tables of a schema.
+func (s *standin) informationSchema(st stmt) map[string]any {
+	m := infoSchemaRE.FindStringSubmatch(st.SQL)
+	if m == nil {
+		s.t.Errorf("unexpected INFORMATION_SCHEMA query %q", st.SQL)
+		return textRows([]string{"X"}, nil)
+	}
+	prefix := m[1] + "." + st.Bindings["1"].scalar(s.t) + "."
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var rows [][]*string
+	if m[2] == "COLUMNS" {
+		for _, c := range s.catalog[prefix+st.Bindings["2"].scalar(s.t)] {
+			rows = append(rows, []*string{ptr(c)})
+		}
+		return textRows([]string{"COLUMN_NAME"}, rows)
+	}
+	var names []string
+	for k := range s.catalog {
+		if name, ok := strings.CutPrefix(k, prefix); ok {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, n := range names {
+		rows = append(rows, []*string{ptr(n)})
+	}
+	return textRows([]string{"TABLE_NAME"}, rows)
 }
 
 // page answers the keyset page query from s.source: the IDs above (or, for

@@ -6,6 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	sf "github.com/snowflakedb/gosnowflake"
 
@@ -125,14 +127,102 @@ func withDefaults(lt loader.Tables) loader.Tables {
 	return lt
 }
 
-// Setup creates the target, misses and failures tables when missing.
+// Setup checks that the source table and its ID column exist, then creates
+// the target, misses and failures tables when missing. A wrong source is a
+// *loader.SourceError, and nothing is created.
 func (w *Warehouse) Setup(ctx context.Context) error {
+	if err := w.checkSource(ctx); err != nil {
+		return err
+	}
 	for _, q := range w.t.setupSQL() {
 		if _, err := w.db.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("snowflake: setup %s: %w", w.t.target, err)
 		}
 	}
 	return nil
+}
+
+// errObjectMissing is Snowflake's error number for an object that does not
+// exist or that the role may not see ("002003").
+const errObjectMissing = 2003
+
+// maxListed caps the names a source error lists.
+const maxListed = 20
+
+// checkSource looks the source table and its ID column up in
+// INFORMATION_SCHEMA. INFORMATION_SCHEMA shows only what the role may see,
+// which is also all the loader could read.
+func (w *Warehouse) checkSource(ctx context.Context) error {
+	db, schema, role, err := w.sourceSchema(ctx)
+	if err != nil {
+		return err
+	}
+	table := w.t.source.Name()
+	name := db + "." + schema + "." + table
+	cols, err := w.names(ctx, sourceColumnsSQL(db), schema, table)
+	var sfe *sf.SnowflakeError
+	if errors.As(err, &sfe) && sfe.Number == errObjectMissing {
+		return &loader.SourceError{Kind: loader.SourceTable, Msg: fmt.Sprintf(
+			"source table %s not found: database %s does not exist (or is not visible to role %s)", name, db, role)}
+	} else if err != nil {
+		return fmt.Errorf("snowflake: setup: columns of %s: %w", name, err)
+	}
+	if len(cols) == 0 {
+		tables, err := w.names(ctx, schemaTablesSQL(db), schema)
+		if err != nil {
+			return fmt.Errorf("snowflake: setup: tables of %s.%s: %w", db, schema, err)
+		}
+		return &loader.SourceError{Kind: loader.SourceTable, Msg: fmt.Sprintf(
+			"source table %s not found (or not visible to role %s); tables in %s.%s: %s",
+			name, role, db, schema, loader.NameList(tables, maxListed))}
+	}
+	if !slices.Contains(cols, w.t.idCol.Name()) {
+		return &loader.SourceError{Kind: loader.SourceColumn, Msg: fmt.Sprintf("column %s not in %s; its columns: %s",
+			w.t.idCol.Name(), name, loader.NameList(cols, maxListed))}
+	}
+	return nil
+}
+
+// sourceSchema is the database and schema the source name resolves in: its
+// own qualification, or the session's current ones, as Snowflake resolves
+// it. role is the session's role, for the error messages.
+func (w *Warehouse) sourceSchema(ctx context.Context) (db, schema, role string, err error) {
+	var curDB, curSchema, curRole sql.NullString
+	if err := w.db.QueryRowContext(ctx, sessionSQL).Scan(&curDB, &curSchema, &curRole); err != nil {
+		return "", "", "", fmt.Errorf("snowflake: setup: %w", err)
+	}
+	parts := w.t.source.Parts()
+	db, schema = curDB.String, curSchema.String
+	switch len(parts) {
+	case 3:
+		db, schema = parts[0], parts[1]
+	case 2:
+		schema = parts[0]
+	}
+	if db == "" || schema == "" {
+		return "", "", "", &loader.SourceError{Kind: loader.SourceTable, Msg: fmt.Sprintf("source table %s: the session has "+
+			"no current database or schema; qualify it as DATABASE.SCHEMA.TABLE or connect with a database and schema",
+			strings.Join(parts, "."))}
+	}
+	return db, schema, curRole.String, nil
+}
+
+// names runs q, which selects one text column, and returns its values.
+func (w *Warehouse) names(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := w.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }
 
 // CountPending counts the distinct source IDs sel selects.

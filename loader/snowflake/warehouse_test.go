@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -148,6 +149,8 @@ func TestStandinBackfill(t *testing.T) {
 		}
 		got := since(s, n)
 		want := []string{
+			`SELECT CURRENT_DATABASE(), CURRENT_SCHEMA(), CURRENT_ROLE()`,
+			`SELECT COLUMN_NAME FROM "TESTDB".INFORMATION_SCHEMA.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`,
 			`CREATE TABLE IF NOT EXISTS "STANDARDIZED_LOCATIONS" ("ID" VARCHAR NOT NULL PRIMARY KEY, "LABEL" VARCHAR, "GEO_LABEL" VARCHAR, "CITY_LABEL" VARCHAR, "POSTAL_CODE" VARCHAR, "COUNTRY_LABEL" VARCHAR, "LATITUDE" FLOAT, "LONGITUDE" FLOAT, "STREET_ADDRESS" VARCHAR, "RESOLVED_AT" TIMESTAMP_NTZ)`,
 			`ALTER TABLE "STANDARDIZED_LOCATIONS" ADD COLUMN IF NOT EXISTS "RESOLVED_AT" TIMESTAMP_NTZ`,
 			`CREATE TABLE IF NOT EXISTS "STANDARDIZED_LOCATIONS_MISSES" ("ID" VARCHAR NOT NULL PRIMARY KEY, "OUTCOME" VARCHAR NOT NULL, "LABEL" VARCHAR, "RESOLVED_AT" TIMESTAMP_NTZ NOT NULL)`,
@@ -160,6 +163,9 @@ func TestStandinBackfill(t *testing.T) {
 			if got[i].SQL != want[i] {
 				t.Errorf("setup statement %d:\ngot  %s\nwant %s", i, got[i].SQL, want[i])
 			}
+		}
+		if b := got[1].Bindings; len(b) != 2 || b["1"].scalar(t) != "PUBLIC" || b["2"].scalar(t) != "MASTER_TABLE" {
+			t.Errorf("source check binds %v; want PUBLIC, MASTER_TABLE", b)
 		}
 	})
 
@@ -472,4 +478,75 @@ func TestStandinStageUpload(t *testing.T) {
 		t.Errorf("got %d statements, then %q ... %q; want %d, BEGIN ... COMMIT", len(got), got[next].SQL, got[len(got)-1].SQL, next+8)
 	}
 	t.Logf("%d rows: %d statements, %d chunks through the stage", total, len(got), staged)
+}
+
+// TestStandinSetupChecksSource runs Setup against catalogs in which the
+// source is wrong, and right: a wrong one is a *loader.SourceError naming
+// what was looked for and what is there, and no CREATE (or ALTER) reaches
+// Snowflake.
+func TestStandinSetupChecksSource(t *testing.T) {
+	tests := []struct {
+		name     string
+		source   string
+		catalog  map[string][]string
+		session  [3]*string
+		fail     string // failPrefix
+		wantKind loader.SourceKind
+		wantErr  string // "" means Setup succeeds
+	}{
+		{name: "source table missing", catalog: map[string][]string{"TESTDB.PUBLIC.OTHER": {"ID"}, "TESTDB.PUBLIC.STANDARDIZED_LOCATIONS": {"ID"}},
+			wantKind: loader.SourceTable,
+			wantErr:  "source table TESTDB.PUBLIC.MASTER_TABLE not found (or not visible to role LOADER); tables in TESTDB.PUBLIC: OTHER, STANDARDIZED_LOCATIONS"},
+		{name: "empty schema", catalog: map[string][]string{}, wantKind: loader.SourceTable,
+			wantErr: "tables in TESTDB.PUBLIC: none"},
+		{name: "id column missing", catalog: map[string][]string{"TESTDB.PUBLIC.MASTER_TABLE": {"ENTITY_ID", "NAME"}},
+			wantKind: loader.SourceColumn, wantErr: "column ID not in TESTDB.PUBLIC.MASTER_TABLE; its columns: ENTITY_ID, NAME"},
+		{name: "id column in another case", catalog: map[string][]string{"TESTDB.PUBLIC.MASTER_TABLE": {"id"}},
+			wantKind: loader.SourceColumn, wantErr: "column ID not in TESTDB.PUBLIC.MASTER_TABLE; its columns: id"},
+		{name: "no current schema", session: [3]*string{ptr("TESTDB"), nil, ptr("LOADER")},
+			wantKind: loader.SourceTable, wantErr: "source table MASTER_TABLE: the session has no current database or schema"},
+		{name: "database missing", source: "nodb.raw.ids", fail: `SELECT COLUMN_NAME FROM "NODB"`,
+			wantKind: loader.SourceTable, wantErr: "source table NODB.RAW.IDS not found: database NODB does not exist"},
+		{name: "schema-qualified source", source: "raw.ids", catalog: map[string][]string{"TESTDB.RAW.IDS": {"ID"}}},
+		{name: "fully qualified source", source: "otherdb.raw.ids", catalog: map[string][]string{"OTHERDB.RAW.IDS": {"X", "ID"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newStandin(t, inlineThreshold)
+			s.mu.Lock()
+			if tt.catalog != nil {
+				s.catalog = tt.catalog
+			}
+			if tt.session != [3]*string{} {
+				s.session = tt.session
+			}
+			s.failPrefix = tt.fail
+			s.mu.Unlock()
+			lt, err := loader.NewTables(tt.source, "", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := openStandin(t, s, Config{Tables: lt})
+			err = w.Setup(testCtx(t))
+			var ddl []string
+			for _, st := range s.statements() {
+				if u := strings.ToUpper(st.SQL); strings.Contains(u, "CREATE") || strings.Contains(u, "ALTER") {
+					ddl = append(ddl, st.SQL)
+				}
+			}
+			if tt.wantErr == "" {
+				if err != nil || len(ddl) != 4 {
+					t.Fatalf("Setup = %v with %d DDL statements; want nil and 4", err, len(ddl))
+				}
+				return
+			}
+			var se *loader.SourceError
+			if !errors.As(err, &se) || se.Kind != tt.wantKind || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("Setup = %v; want a *loader.SourceError of kind %d containing %q", err, tt.wantKind, tt.wantErr)
+			}
+			if len(ddl) != 0 {
+				t.Errorf("sent %q; want no DDL when the source is wrong", ddl)
+			}
+		})
+	}
 }
