@@ -36,7 +36,9 @@ func (c *countingL2) Set(ctx context.Context, key string, value []byte, ttl time
 // client, the Redis of srv.
 func sharedResolver(t *testing.T, srv *redistest.Server, cfg Config) (*Resolver, *fakeProvider, *countingL2) {
 	t.Helper()
-	cl, err := cluster.New(srv.URL, cluster.Config{}, nil)
+	// Redis' default 100 ms timeout would take a starved machine's slow
+	// round trip for an outage, and a miss.
+	cl, err := cluster.New(srv.URL, cluster.Config{Timeout: 10 * time.Second}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,7 +105,7 @@ func TestL2KeepsTheCacheTTLs(t *testing.T) {
 	for _, k := range []struct {
 		id       string
 		min, max time.Duration
-	}{{"x1", 59 * time.Minute, time.Hour}, {"nf-1", 59 * time.Second, time.Minute}} {
+	}{{"x1", time.Hour - 10*time.Second, time.Hour}, {"nf-1", 50 * time.Second, time.Minute}} { // slack for a slow machine
 		if ttl := rdb.PTTL(ctx, cluster.DefaultPrefix+"rec:"+k.id).Val(); ttl < k.min || ttl > k.max {
 			t.Errorf("TTL of %s in Redis: got %v; want %v", k.id, ttl, k.max)
 		}
