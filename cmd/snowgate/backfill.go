@@ -159,7 +159,7 @@ var sourceFlags = map[loader.SourceKind]string{
 func backfillError(err error) error {
 	var se *loader.SourceError
 	if errors.As(err, &se) {
-		return fmt.Errorf("%w: backfill: %s: %w", errUsage, sourceFlags[se.Kind], err)
+		return usagef("backfill: %s: %v", sourceFlags[se.Kind], err)
 	}
 	return fmt.Errorf("backfill: %w", err)
 }
