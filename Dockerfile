@@ -10,14 +10,20 @@
 # Snowpark Container Services runs linux/amd64 images only: add
 # --platform linux/amd64 when building on another architecture.
 #
-# Base images are pinned by tag. For a reproducible build, pin them by digest
-# as well, without editing this file:
-#   docker buildx imagetools inspect golang:1.26-bookworm        # prints the digest
-#   docker build --build-arg GO_IMAGE=golang:1.26-bookworm@sha256:<digest> \
-#                --build-arg RUNTIME_IMAGE=<runtime_image>@sha256:<digest> .
-# and record the digests wherever you record releases. A digest never
-# changes under you; a tag does, when the image is rebuilt for security fixes,
-# so re-resolve digests on a schedule rather than pinning them forever.
+# Base images: a tag, and a digest slot beside it. A digest never changes
+# under you; a tag does, whenever the image is rebuilt for security fixes. The
+# digest slots are empty in this file because no digest has been checked
+# against the registry here: fill them, for a reproducible build, with the
+# digest of the multi-platform index the tag points to today (the "Digest:"
+# line these print),
+#   docker buildx imagetools inspect golang:1.26-bookworm
+#   docker buildx imagetools inspect gcr.io/distroless/cc-debian12:nonroot
+# either below (GO_IMAGE_DIGEST=sha256:...) or per build, without editing:
+#   docker build --build-arg GO_IMAGE_DIGEST=sha256:<digest> \
+#                --build-arg RUNTIME_IMAGE_DIGEST=sha256:<digest> .
+# The FROM lines add "@" only when a digest is set. Record the digests with
+# your releases, and re-resolve them on a schedule rather than forever.
+# cmd/snowgate/sqlscripts_test.go checks that a digest, when set, is one.
 #
 # Why the runtime image has a C library: DuckDB (the embedded warehouse that
 # `snowgate backfill` and `snowgate demo` use locally) is C++ linked in through
@@ -30,7 +36,9 @@
 # Debian releases equal when you change either tag.
 
 ARG GO_IMAGE=golang:1.26-bookworm
+ARG GO_IMAGE_DIGEST=
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+ARG RUNTIME_IMAGE_DIGEST=
 
 # ---------------------------------------------------------------------------
 # Build: the same script CI runs (scripts/build.sh), so a green CI proves this
@@ -39,7 +47,7 @@ ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 # saying so (the official Go images do not fetch newer toolchains), so move
 # the tag or digest forward together with go.mod.
 # ---------------------------------------------------------------------------
-FROM ${GO_IMAGE} AS build
+FROM ${GO_IMAGE}${GO_IMAGE_DIGEST:+@}${GO_IMAGE_DIGEST} AS build
 WORKDIR /src
 # Build cache in a fixed place, mounted as a BuildKit cache below so rebuilds
 # recompile only what changed (DuckDB's cgo part takes the longest).
@@ -69,7 +77,7 @@ RUN ldd /out/snowgate | tee /out/ldd.txt \
 # Runtime: the binary alone on distroless/cc (glibc, libstdc++, CA
 # certificates, tzdata; no shell).
 # ---------------------------------------------------------------------------
-FROM ${RUNTIME_IMAGE}
+FROM ${RUNTIME_IMAGE}${RUNTIME_IMAGE_DIGEST:+@}${RUNTIME_IMAGE_DIGEST}
 
 ARG VERSION=dev
 LABEL org.opencontainers.image.title="snowgate" \

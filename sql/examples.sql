@@ -152,7 +152,9 @@ FROM (
       AND NOT EXISTS (SELECT 1 FROM STANDARDIZED_LOCATIONS_MISSES sm WHERE sm.ID = TO_VARCHAR(m.ID))
 ) p;
 
-BEGIN;
+-- BEGIN TRANSACTION, not a bare BEGIN: in Snowsight and other Snowflake
+-- Scripting contexts BEGIN opens a script block instead of a transaction.
+BEGIN TRANSACTION;
 
 MERGE INTO STANDARDIZED_LOCATIONS t
 USING (SELECT * FROM RESOLVE_RUN
@@ -221,12 +223,21 @@ FROM RESOLVE_RUN;
 -- Before running it on millions of IDs:
 --   * Make each batch finish in time: MAX_BATCH_ROWS x batches in flight
 --     per replica <= --rate x --batch-timeout, or run the gateway with
---     --async behind AWS/Azure/GCP (a single replica, or sticky routing by
---     batch, since a poll must reach the replica that holds the batch).
+--     --async behind AWS/Azure/GCP (a poll must reach a replica that knows
+--     the batch: share --redis-url between the replicas, or run one).
 --     Rows not resolved in time come back per --on-row-error and are simply
 --     picked up by the next run of this statement or of example 3a.
---   * Raise the statement timeout if the estimate above is long:
-ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = 14400;
+--   * Check the statement timeout against that estimate. It defaults to
+--     two days (172800 s), but the account, the user or the warehouse may
+--     set a lower one, and when the session and the warehouse both set one
+--     the lower value wins:
+SHOW PARAMETERS LIKE 'STATEMENT_TIMEOUT_IN_SECONDS' IN SESSION;
+SHOW PARAMETERS LIKE 'STATEMENT_TIMEOUT_IN_SECONDS' IN WAREHOUSE <warehouse>;
+--     If the session's value is below the estimate, put it back to the
+--     default (or any value above the estimate); a lower warehouse value is
+--     raised by the warehouse's owner with ALTER WAREHOUSE <warehouse> SET
+--     STATEMENT_TIMEOUT_IN_SECONDS = ... .
+ALTER SESSION SET STATEMENT_TIMEOUT_IN_SECONDS = 172800;
 --   * Run it on a dedicated warehouse, so the many concurrent batches do not
 --     queue behind other work.
 --
