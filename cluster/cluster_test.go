@@ -18,9 +18,14 @@ import (
 	"github.com/snowgate/snowgate/cluster/redistest"
 )
 
-// newClient returns a Client on srv, closed when the test ends.
+// newClient returns a Client on srv, closed when the test ends. Unless the
+// test sets one, the timeout is long: the default 100 ms would take a
+// starved machine's slow round trip for an outage.
 func newClient(t *testing.T, srv *redistest.Server, cfg cluster.Config) *cluster.Client {
 	t.Helper()
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 10 * time.Second
+	}
 	c, err := cluster.New(srv.URL, cfg, nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
@@ -61,7 +66,9 @@ func TestNewRejectsBadURLsWithoutEchoingSecrets(t *testing.T) {
 func TestReserve(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	const ms = time.Millisecond
+	// One request per 10 s: the waits are booked, never slept, and a stall
+	// of up to 2 s between two steps leaves them in range.
+	const sec = time.Second
 	type step struct {
 		maxWait     time.Duration // passed to Reserve
 		wantOK      bool
@@ -73,15 +80,15 @@ func TestReserve(t *testing.T) {
 		burst int
 		steps []step
 	}{
-		{"burst then one per interval", 10, 3, []step{
+		{"burst then one per interval", 0.1, 3, []step{
 			{time.Hour, true, 0, 0}, {time.Hour, true, 0, 0}, {time.Hour, true, 0, 0},
-			{time.Hour, true, 80 * ms, 100 * ms}, {time.Hour, true, 180 * ms, 200 * ms},
+			{time.Hour, true, 8 * sec, 10 * sec}, {time.Hour, true, 18 * sec, 20 * sec},
 		}},
-		{"a wait past maxWait books nothing", 10, 1, []step{
+		{"a wait past maxWait books nothing", 0.1, 1, []step{
 			{time.Hour, true, 0, 0},
-			{10 * ms, false, 80 * ms, 100 * ms},
-			{10 * ms, false, 80 * ms, 100 * ms},
-			{time.Hour, true, 80 * ms, 100 * ms},
+			{time.Second, false, 8 * sec, 10 * sec},
+			{time.Second, false, 8 * sec, 10 * sec},
+			{time.Hour, true, 8 * sec, 10 * sec},
 		}},
 	}
 	for _, tt := range tests {
@@ -158,8 +165,10 @@ func TestLowerAndLowered(t *testing.T) {
 		{"a higher cut changes nothing", 800, 500, 510},
 		{"a lower cut lowers", 400, 400, 410},
 	}
+	// A ten-minute recovery climbs 1/s or less: a stall of seconds between
+	// two calls keeps the rate in range.
 	for _, s := range steps {
-		if err := b.Lower(ctx, s.rate, 1000, time.Minute); err != nil {
+		if err := b.Lower(ctx, s.rate, 1000, 10*time.Minute); err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
 		r, ok, err := b.Lowered(ctx)
@@ -167,9 +176,9 @@ func TestLowerAndLowered(t *testing.T) {
 			t.Fatalf("%s: got %v, %v, %v; want a rate in [%v, %v]", s.name, r, ok, err, s.min, s.max)
 		}
 	}
-	// The rate climbs back: 600/s over a minute is 10/s per second.
+	// The rate climbs back: 600/s over ten minutes is 1/s per second.
 	first, _, _ := b.Lowered(ctx)
-	if err := raw(t, srv).PExpire(ctx, "snowgate:budget:p:lowered", 30*time.Second).Err(); err != nil {
+	if err := raw(t, srv).PExpire(ctx, "snowgate:budget:p:lowered", 5*time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	if half, _, _ := b.Lowered(ctx); half < 695 || half > 705 || half <= first {
@@ -219,7 +228,7 @@ func TestRecords(t *testing.T) {
 			}
 		})
 	}
-	if ttl := raw(t, srv).PTTL(ctx, "snowgate:rec:a").Val(); ttl <= 59*time.Second || ttl > time.Minute {
+	if ttl := raw(t, srv).PTTL(ctx, "snowgate:rec:a").Val(); ttl <= 50*time.Second || ttl > time.Minute {
 		t.Errorf("TTL of a record: got %v; want about a minute", ttl)
 	}
 }
@@ -364,8 +373,12 @@ func TestOutageAndRecovery(t *testing.T) {
 	ctx := context.Background()
 	var logs lockedBuffer
 	reg := prometheus.NewRegistry()
+	// A killed Redis refuses connections at once: the outage does not wait
+	// on Timeout, which is long so that a slow machine's round trip is not
+	// taken for a second outage.
+	const timeout = 5 * time.Second
 	c, err := cluster.New(srv.URL, cluster.Config{
-		Timeout: 50 * time.Millisecond, RetryEvery: 20 * time.Millisecond, Grace: time.Hour,
+		Timeout: timeout, RetryEvery: 20 * time.Millisecond, Grace: time.Hour,
 		Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 	}, reg)
 	if err != nil {
@@ -388,15 +401,17 @@ func TestOutageAndRecovery(t *testing.T) {
 			t.Fatalf("while down: got %v; want ErrUnavailable", err)
 		}
 	}
-	if d := time.Since(start); d > 50*time.Millisecond {
-		t.Errorf("100 operations while down took %v; want them to fail at once", d)
+	// One waiting on Redis would take the timeout; 100 that do not, under
+	// a second even when the machine is starved.
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("100 operations while down took %v; want them to fail at once, not wait up to %v each", d, timeout)
 	}
 	if c.Up() || metricValue(t, reg, "snowgate_redis_up") != 0 {
 		t.Error("while down: Up() or snowgate_redis_up says up")
 	}
 
 	srv.Restart()
-	waitUp(t, c, 5*time.Second)
+	waitUp(t, c, 30*time.Second)
 	if jobs.Generation() == gen {
 		t.Error("generation did not change after an outage")
 	}
@@ -419,23 +434,29 @@ func TestOutageAndRecovery(t *testing.T) {
 func TestSlowRedisCountsAsDown(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	c := newClient(t, srv, cluster.Config{Timeout: 50 * time.Millisecond, RetryEvery: 20 * time.Millisecond})
+	const timeout, pause = time.Second, time.Minute
+	c := newClient(t, srv, cluster.Config{Timeout: timeout, RetryEvery: 20 * time.Millisecond})
 	if err := c.Ping(ctx); err != nil {
 		t.Fatal(err)
 	}
-	// Every client but this one is paused for 300ms: Redis is slow.
-	if err := raw(t, srv).Do(ctx, "CLIENT", "PAUSE", "300", "ALL").Err(); err != nil {
+	// Writes are held for a minute: Redis is slow. Only the timeout can end
+	// the Set before the pause does, and reads (UNPAUSE, Ping) still run.
+	rdb := raw(t, srv)
+	if err := rdb.Do(ctx, "CLIENT", "PAUSE", pause.Milliseconds(), "WRITE").Err(); err != nil {
 		t.Fatal(err)
 	}
 	start := time.Now()
 	err := c.Records().Set(ctx, "a", []byte("A"), time.Minute)
-	if err == nil || time.Since(start) > 250*time.Millisecond {
-		t.Fatalf("Set against a paused Redis: got %v after %v; want a timeout after about 50ms", err, time.Since(start))
+	if el := time.Since(start); err == nil || el < timeout || el > pause/2 {
+		t.Fatalf("Set against a paused Redis: got %v after %v; want a timeout after %v", err, el, timeout)
 	}
 	if c.Up() {
 		t.Fatal("after a timeout: Up() is true")
 	}
-	waitUp(t, c, 5*time.Second)
+	if err := rdb.Do(ctx, "CLIENT", "UNPAUSE").Err(); err != nil {
+		t.Fatal(err)
+	}
+	waitUp(t, c, 30*time.Second)
 }
 
 func TestCallerCancelDoesNotMarkDown(t *testing.T) {

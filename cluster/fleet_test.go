@@ -94,7 +94,10 @@ type process struct {
 func (f *fleet) newProcess(t *testing.T, name string) *process {
 	t.Helper()
 	log := f.log.With("process", name)
-	cl, err := cluster.New(f.rds.URL, cluster.Config{Timeout: 500 * time.Millisecond, RetryEvery: 200 * time.Millisecond, Logger: log}, nil)
+	// A Redis call slower than Timeout counts as an outage; 2 s keeps a
+	// starved machine's slow round trip from being one. A stopped Redis
+	// refuses connections at once, so the outage test does not wait on it.
+	cl, err := cluster.New(f.rds.URL, cluster.Config{Timeout: 2 * time.Second, RetryEvery: 200 * time.Millisecond, Logger: log}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -74,7 +74,7 @@ func simChildMain(cfgJSON string, stdin io.Reader, stdout io.Writer) error {
 		return err
 	}
 	var stall stallMeter
-	go stall.run()
+	go stall.run(nil)
 	mux := http.NewServeMux()
 	mux.Handle(sim.EntitiesPath, s)
 	mux.HandleFunc("GET /_stats", func(w http.ResponseWriter, _ *http.Request) {
@@ -160,13 +160,27 @@ func (r *remoteSim) reset(t *testing.T) {
 	resp.Body.Close()
 }
 
-// stallMeter ticks every millisecond and keeps the longest delay between
-// two ticks beyond that: the longest time the process got no CPU.
+// stallMeter ticks every millisecond until stop is closed and keeps the
+// longest delay between two ticks beyond that: the longest time the process
+// got no CPU.
 type stallMeter struct{ worst atomic.Int64 }
 
-func (m *stallMeter) run() {
+// meterStalls measures this process's stalls until the test ends.
+func meterStalls(t *testing.T) *stallMeter {
+	m, stop := &stallMeter{}, make(chan struct{})
+	go m.run(stop)
+	t.Cleanup(func() { close(stop) })
+	return m
+}
+
+func (m *stallMeter) run(stop <-chan struct{}) {
 	last := time.Now()
 	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
 		time.Sleep(time.Millisecond)
 		now := time.Now()
 		if late := now.Sub(last) - time.Millisecond; late > time.Duration(m.worst.Load()) {
