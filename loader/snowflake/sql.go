@@ -193,7 +193,14 @@ type mergeSpec struct {
 
 // merge builds MERGE INTO m.into USING (staged rows) ON ID: matched rows get
 // every non-key column updated, new rows are inserted. The staging table
-// holds each ID once (Commit dedupes), so the MERGE is deterministic.
+// holds each ID once (Commit dedupes byte for byte), so the MERGE is
+// deterministic. ID is matched in idCollation on both sides, as the keyset
+// reads it: under a result table's own collation (a DEFAULT_DDL_COLLATION
+// such as 'en-ci' applies to the staging table too) "abc" and "ABC" would
+// be one row, and the MERGE would overwrite one with the other. COLLATE in
+// the statement, rather than in the DDL, also covers result tables that
+// already exist with another collation, which CREATE IF NOT EXISTS leaves
+// as they are.
 func (t tables) merge(m mergeSpec) string {
 	var set, ins, vals []string
 	for i, c := range m.cols {
@@ -208,16 +215,17 @@ func (t tables) merge(m mergeSpec) string {
 		ins = append(ins, m.counter)
 		vals = append(vals, "1")
 	}
-	return fmt.Sprintf("MERGE INTO %s t USING (SELECT %s FROM %s WHERE %s %s) s ON t.%s = s.%s"+
+	return fmt.Sprintf("MERGE INTO %s t USING (SELECT %s FROM %s WHERE %s %s) s ON %s = %s"+
 		" WHEN MATCHED THEN UPDATE SET %s WHEN NOT MATCHED THEN INSERT (%s) VALUES (%s)",
-		m.into, strings.Join(m.src, ", "), t.staging, colOutcome, m.where, colID, colID,
+		m.into, strings.Join(m.src, ", "), t.staging, colOutcome, m.where, collated("t."+colID), collated("s."+colID),
 		strings.Join(set, ", "), strings.Join(ins, ", "), strings.Join(vals, ", "))
 }
 
 // deleteStaged deletes from tbl the staged IDs whose outcome matches where.
+// Both sides of the match are in idCollation, like the MERGEs.
 func (t tables) deleteStaged(tbl loader.Ident, where string) string {
 	return fmt.Sprintf("DELETE FROM %s WHERE %s IN (SELECT %s FROM %s WHERE %s %s)",
-		tbl, colID, colID, t.staging, colOutcome, where)
+		tbl, collated(colID), collated(colID), t.staging, colOutcome, where)
 }
 
 // pendingSQL is the keyset page query: distinct source IDs as VARCHAR, above

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -219,3 +220,49 @@ func (nilConnector) Connect(context.Context) (driver.Conn, error) {
 	return nil, errors.New("nilConnector: not connected")
 }
 func (nilConnector) Driver() driver.Driver { return sf.SnowflakeDriver{} }
+
+// TestCommitCollation checks that every statement of a commit matches IDs in
+// 'utf8' on both sides, so that under a case-insensitive collation of the
+// result tables (or of the account's DEFAULT_DDL_COLLATION, which the
+// staging table gets too) "abc" and "ABC" stay two rows: the whole failures
+// MERGE and one DELETE exactly, then that no statement compares a bare ID.
+func TestCommitCollation(t *testing.T) {
+	tb := mustTables(t, "MASTER_TABLE", "ID", "STANDARDIZED_LOCATIONS")
+	const stage = `"STANDARDIZED_LOCATIONS_SNOWGATE_STAGING"`
+	stmts := tb.mergeSQL()
+	wantMerge := `MERGE INTO "STANDARDIZED_LOCATIONS_FAILURES" t USING (SELECT "ID", "REASON", "RESOLVED_AT" FROM ` + stage +
+		` WHERE "OUTCOME" = 'failed') s ON COLLATE(t."ID", 'utf8') = COLLATE(s."ID", 'utf8')` +
+		` WHEN MATCHED THEN UPDATE SET "REASON" = s."REASON", "FAILED_AT" = s."RESOLVED_AT", "ATTEMPTS" = t."ATTEMPTS" + 1` +
+		` WHEN NOT MATCHED THEN INSERT ("ID", "REASON", "FAILED_AT", "ATTEMPTS") VALUES (s."ID", s."REASON", s."RESOLVED_AT", 1)`
+	wantDelete := `DELETE FROM "STANDARDIZED_LOCATIONS" WHERE COLLATE("ID", 'utf8') IN (SELECT COLLATE("ID", 'utf8') FROM ` + stage +
+		` WHERE "OUTCOME" IN ('not_found', 'no_location'))`
+	if !slices.Contains(stmts, wantMerge) {
+		t.Errorf("got no failures MERGE\n%s\namong\n%s", wantMerge, strings.Join(stmts, "\n"))
+	}
+	if !slices.Contains(stmts, wantDelete) {
+		t.Errorf("got no target DELETE\n%s\namong\n%s", wantDelete, strings.Join(stmts, "\n"))
+	}
+	merges, deletes := 0, 0
+	for _, q := range stmts {
+		switch {
+		case strings.HasPrefix(q, "MERGE INTO "):
+			merges++
+			if !strings.Contains(q, ` ON COLLATE(t."ID", 'utf8') = COLLATE(s."ID", 'utf8') WHEN `) {
+				t.Errorf("MERGE does not match IDs in 'utf8' on both sides:\n%s", q)
+			}
+		case strings.HasPrefix(q, "DELETE FROM "):
+			deletes++
+			if !strings.Contains(q, ` WHERE COLLATE("ID", 'utf8') IN (SELECT COLLATE("ID", 'utf8') FROM `+stage+` WHERE `) {
+				t.Errorf("DELETE does not match IDs in 'utf8' on both sides:\n%s", q)
+			}
+		}
+		for _, bare := range []string{`t."ID" =`, `= s."ID"`, `WHERE "ID" IN`, `SELECT "ID" FROM ` + stage} {
+			if strings.Contains(q, bare) {
+				t.Errorf("got a bare ID comparison %q in\n%s", bare, q)
+			}
+		}
+	}
+	if merges != 3 || deletes != 3 {
+		t.Errorf("got %d MERGEs and %d DELETEs; want 3 and 3", merges, deletes)
+	}
+}
