@@ -18,6 +18,7 @@ import (
 
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/loader/duckdb"
 	"github.com/snowgate/snowgate/locapi"
 )
 
@@ -161,7 +162,7 @@ func (r *runner) loaderInProcess(ctx context.Context, prov *provider) (loaderRun
 	if err != nil {
 		return loaderRun{}, err
 	}
-	wh, err := loader.OpenDuckDB(ctx, r.db, tables)
+	wh, err := duckdb.Open(ctx, r.db, tables)
 	if err != nil {
 		return loaderRun{}, err
 	}

@@ -1,4 +1,4 @@
-package loader
+package loader_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/snowgate/snowgate/cache"
+	. "github.com/snowgate/snowgate/loader"
 	"github.com/snowgate/snowgate/locapi"
 	"github.com/snowgate/snowgate/sim"
 )

@@ -1,4 +1,4 @@
-package loader
+package loader_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/snowgate/snowgate/cache"
+	. "github.com/snowgate/snowgate/loader"
 )
 
 // BenchmarkRunWarehouseBound runs the pipeline over 100k source rows (10%

@@ -1,4 +1,4 @@
-package loader
+package loader_test
 
 import (
 	"bufio"
@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/snowgate/snowgate/cache"
+	. "github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/loader/duckdb"
 	"github.com/snowgate/snowgate/locapi"
 	"github.com/snowgate/snowgate/sim"
 )
@@ -73,7 +75,7 @@ func childMain(path string, out io.Writer) error {
 		return err
 	}
 	defer res.Close()
-	wh, err := OpenDuckDB(context.Background(), path+os.Getenv("SNOWGATE_LOADER_CHILD_DUCKDB"), mustNewTables())
+	wh, err := duckdb.Open(context.Background(), path+os.Getenv("SNOWGATE_LOADER_CHILD_DUCKDB"), mustNewTables())
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/loader/duckdb"
 	"github.com/snowgate/snowgate/locapi"
 )
 
@@ -30,7 +31,7 @@ func Example() {
 		fmt.Println(err)
 		return
 	}
-	wh, err := loader.OpenDuckDB(context.Background(), path, tables)
+	wh, err := duckdb.Open(context.Background(), path, tables)
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -1,4 +1,4 @@
-package loader
+package loader_test
 
 import (
 	"context"
@@ -9,9 +9,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/snowgate/snowgate/cache"
+	. "github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/loader/duckdb"
 	"github.com/snowgate/snowgate/locapi"
 )
 
@@ -59,13 +60,7 @@ func fakeAnswer(id string) cache.Outcome {
 	case strings.HasPrefix(id, "inv"), id == "":
 		return cache.Outcome{Err: fmt.Errorf("resolve %q: %w", id, locapi.ErrInvalidID)}
 	}
-	return cache.Outcome{Entry: &cache.Entry{Status: locapi.Found, Record: fakeRecord(id)}}
-}
-
-func fakeRecord(id string) *locapi.Record {
-	label, city := "L-"+id, "City"
-	lat, lon := float64(len(id)), -1.5
-	return &locapi.Record{ID: id, Label: &label, CityLabel: &city, Latitude: &lat, Longitude: &lon}
+	return cache.Outcome{Entry: &cache.Entry{Status: locapi.Found, Record: FakeRecord(id)}}
 }
 
 func (f *fakeResolver) callCounts() map[string]int {
@@ -143,9 +138,16 @@ func mustTables(t testing.TB) Tables {
 	return tb
 }
 
-func openTest(t testing.TB, path string, tables Tables) *DuckDB {
+// testWarehouse is a DuckDB warehouse with its handle at hand, for
+// checking the tables while it is open.
+type testWarehouse struct {
+	*duckdb.Warehouse
+	db *sql.DB
+}
+
+func openTest(t testing.TB, path string, tables Tables) testWarehouse {
 	t.Helper()
-	d, err := OpenDuckDB(context.Background(), path, tables)
+	d, err := duckdb.Open(context.Background(), path, tables)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,11 +155,5 @@ func openTest(t testing.TB, path string, tables Tables) *DuckDB {
 	if err := d.Setup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	return d
-}
-
-var testNow = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-
-func foundRow(id string) Row {
-	return Row{ID: id, Outcome: OutcomeFound, Record: fakeRecord(id), ResolvedAt: testNow}
+	return testWarehouse{Warehouse: d, db: d.DB()}
 }

@@ -1,4 +1,4 @@
-package loader
+package loader_test
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/snowgate/snowgate/cache"
+	. "github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/loader/duckdb"
 	"github.com/snowgate/snowgate/locapi"
 )
 
@@ -281,7 +283,7 @@ func TestRunRecordsBadResolverAnswersAsFailures(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	d := &DuckDB{}
+	d := &duckdb.Warehouse{}
 	res := newFakeResolver()
 	tests := []struct {
 		name string
@@ -301,5 +303,26 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	}
 	if _, err := New(nil, res, Config{}, nil); err == nil {
 		t.Fatal("New with nil warehouse: got nil error; want one")
+	}
+}
+
+// TestRunVia runs the whole loader through a gateway.
+func TestRunVia(t *testing.T) {
+	srv := NewFakeGateway(t)
+	v, err := NewVia(srv.URL, ViaConfig{BatchSize: 50, InFlight: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Close()
+	tdb := newTestDB(t)
+	tdb.exec(t, `CREATE TABLE MASTER_TABLE AS SELECT (['a', 'nf', 'nl', 'err'])[1 + i % 4] || CAST(i AS VARCHAR) AS ID FROM range(400) r(i)`)
+	d := openTest(t, tdb.path, mustTables(t))
+	sum := runLoader(t, context.Background(), d, v, Config{Concurrency: 150})
+	if sum.Found != 100 || sum.NotFound != 100 || sum.NoLocation != 100 || sum.Failed != 100 {
+		t.Fatalf("summary = %+v; want 100 of each outcome", sum)
+	}
+	got := queryStrings(t, d.db, `SELECT "LABEL" FROM STANDARDIZED_LOCATIONS WHERE "ID" = 'a0'`)
+	if len(got) != 1 || got[0] != "L-a0" {
+		t.Fatalf("label of a0 = %q; want L-a0", got)
 	}
 }

@@ -72,8 +72,8 @@ func (t Tables) Misses() Ident { return t.Target.WithSuffix(MissesSuffix) }
 // retries.
 func (t Tables) Failures() Ident { return t.Target.WithSuffix(FailuresSuffix) }
 
-// validate reports a zero Tables, which would otherwise panic in Ident.Name.
-func (t Tables) validate() error {
+// Validate reports a zero Tables, which would otherwise panic in Ident.Name.
+func (t Tables) Validate() error {
 	if len(t.Source.parts) == 0 && t.SourceFile == "" {
 		return fmt.Errorf("tables: source table not set")
 	}

@@ -139,7 +139,7 @@ func gatewayValue(id string) any {
 	case strings.HasPrefix(id, "err"):
 		return map[string]any{"error": "provider answered 500 after 8 attempts"}
 	}
-	return fakeRecord(id)
+	return FakeRecord(id)
 }
 
 // wantVia is what Via should make of gatewayValue(id), as a string.
@@ -319,27 +319,6 @@ func TestViaRejectsWithoutARequest(t *testing.T) {
 	}
 	if _, err := NewVia("ftp://x", ViaConfig{}); err == nil {
 		t.Fatal("NewVia(ftp://x): got nil error; want one")
-	}
-}
-
-// TestRunVia runs the whole loader through a gateway.
-func TestRunVia(t *testing.T) {
-	_, srv := newFakeGateway(t)
-	v, err := NewVia(srv.URL, ViaConfig{BatchSize: 50, InFlight: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer v.Close()
-	tdb := newTestDB(t)
-	tdb.exec(t, `CREATE TABLE MASTER_TABLE AS SELECT (['a', 'nf', 'nl', 'err'])[1 + i % 4] || CAST(i AS VARCHAR) AS ID FROM range(400) r(i)`)
-	d := openTest(t, tdb.path, mustTables(t))
-	sum := runLoader(t, context.Background(), d, v, Config{Concurrency: 150})
-	if sum.Found != 100 || sum.NotFound != 100 || sum.NoLocation != 100 || sum.Failed != 100 {
-		t.Fatalf("summary = %+v; want 100 of each outcome", sum)
-	}
-	got := queryStrings(t, d.db, `SELECT "LABEL" FROM STANDARDIZED_LOCATIONS WHERE "ID" = 'a0'`)
-	if len(got) != 1 || got[0] != "L-a0" {
-		t.Fatalf("label of a0 = %q; want L-a0", got)
 	}
 }
 

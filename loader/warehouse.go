@@ -88,11 +88,6 @@ type SourceError struct {
 
 func (e *SourceError) Error() string { return e.Msg }
 
-// sourceErrorf makes a *SourceError.
-func sourceErrorf(kind SourceKind, format string, args ...any) error {
-	return &SourceError{Kind: kind, Msg: fmt.Sprintf(format, args...)}
-}
-
 // NameList joins names for a SourceError: at most limit of them and how
 // many more there are, or "none".
 func NameList(names []string, limit int) string {
@@ -105,8 +100,8 @@ func NameList(names []string, limit int) string {
 	return strings.Join(names, ", ")
 }
 
-// validate reports a row no warehouse could store faithfully.
-func (r Row) validate() error {
+// Validate reports a row no warehouse could store faithfully.
+func (r Row) Validate() error {
 	switch r.Outcome {
 	case OutcomeFound:
 		if r.Record == nil {

@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/loader/duckdb"
 	"github.com/snowgate/snowgate/loader/snowflake"
 )
 
@@ -169,7 +170,7 @@ func backfillError(err error) error {
 func openWarehouse(ctx context.Context, spec string, tables loader.Tables, logger *slog.Logger) (loader.Warehouse, error) {
 	switch {
 	case strings.HasPrefix(spec, "duckdb:"):
-		return loader.OpenDuckDB(ctx, strings.TrimPrefix(spec, "duckdb:"), tables)
+		return duckdb.Open(ctx, strings.TrimPrefix(spec, "duckdb:"), tables)
 	case spec == "snowflake":
 		if tables.SourceFile != "" {
 			return nil, fmt.Errorf("%w: --source-file works with DuckDB only", errUsage)

@@ -17,6 +17,7 @@ import (
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/gateway"
 	"github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/loader/duckdb"
 	"github.com/snowgate/snowgate/locapi"
 	"github.com/snowgate/snowgate/sim"
 )
@@ -222,7 +223,7 @@ func TestBackfillVia(t *testing.T) {
 	if got, want := storedCounts(t, path), expectedCounts(s.Server, ids); got != want {
 		t.Fatalf("stored %s; want %s", got, want)
 	}
-	wh, err := loader.OpenDuckDB(context.Background(), path, mustTables(t))
+	wh, err := duckdb.Open(context.Background(), path, mustTables(t))
 	if err != nil {
 		t.Fatal(err)
 	}

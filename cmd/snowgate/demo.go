@@ -22,6 +22,7 @@ import (
 	"github.com/snowgate/snowgate/extfunc"
 	"github.com/snowgate/snowgate/gateway"
 	"github.com/snowgate/snowgate/loader"
+	"github.com/snowgate/snowgate/loader/duckdb"
 	"github.com/snowgate/snowgate/locapi"
 	"github.com/snowgate/snowgate/sim"
 )
@@ -176,7 +177,7 @@ func (d *demoEnv) backfill(ctx context.Context) (loader.Summary, error) {
 	if err != nil {
 		return loader.Summary{}, err
 	}
-	wh, err := loader.OpenDuckDB(ctx, d.f.db, tables)
+	wh, err := duckdb.Open(ctx, d.f.db, tables)
 	if err != nil {
 		return loader.Summary{}, err
 	}

@@ -1,4 +1,4 @@
-package loader
+package duckdb
 
 import (
 	"context"
@@ -11,51 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/snowgate/snowgate/loader"
 )
-
-func TestNewTablesRejectsHostileNames(t *testing.T) {
-	tests := []struct {
-		name                     string
-		source, idColumn, target string
-		wantErr                  string
-	}{
-		{"injection in source", `MASTER_TABLE; DROP TABLE X`, "", "", "source table"},
-		{"quote in source", `MASTER"TABLE`, "", "", "source table"},
-		{"comment in target", "", "", "T--", "target table"},
-		{"space in column", "", "ID x", "", "id column"},
-		{"leading digit", "1TABLE", "", "", "source table"},
-		{"four parts", "a.b.c.d", "", "", "source table"},
-		{"empty part", "a..b", "", "", "source table"},
-		{"qualified column", "", "T.ID", "", "id column"},
-		{"unicode", "TÄBLE", "", "", "source table"},
-		{"paren in target", "", "", "x()", "target table"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			_, err := NewTables(tt.source, tt.idColumn, tt.target)
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("NewTables(%q, %q, %q) error = %v; want one mentioning %q", tt.source, tt.idColumn, tt.target, err, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestNewTablesNames(t *testing.T) {
-	tb, err := NewTables("db.public.master", "entity_id", "out")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct{ got, want string }{
-		{tb.Source.String(), `"DB"."PUBLIC"."MASTER"`},
-		{tb.IDColumn.String(), `"ENTITY_ID"`},
-		{tb.Misses().String(), `"OUT_MISSES"`},
-		{tb.Failures().String(), `"OUT_FAILURES"`},
-	} {
-		if c.got != c.want {
-			t.Errorf("got %s; want %s", c.got, c.want)
-		}
-	}
-}
 
 func TestDuckDBPendingPagesDistinctIDs(t *testing.T) {
 	tests := []struct {
@@ -74,11 +32,11 @@ func TestDuckDBPendingPagesDistinctIDs(t *testing.T) {
 			tdb := newTestDB(t)
 			tdb.exec(t, tt.create)
 			d := openTest(t, tdb.path, mustTables(t))
-			got := readAllPending(t, d, 2, Selection{})
+			got := readAllPending(t, d, 2, loader.Selection{})
 			if !slices.Equal(got, tt.want) {
 				t.Fatalf("pending = %q; want %q", got, tt.want)
 			}
-			n, err := d.CountPending(context.Background(), Selection{})
+			n, err := d.CountPending(context.Background(), loader.Selection{})
 			if err != nil || n != int64(len(tt.want)) {
 				t.Fatalf("CountPending = %d, %v; want %d", n, err, len(tt.want))
 			}
@@ -88,7 +46,7 @@ func TestDuckDBPendingPagesDistinctIDs(t *testing.T) {
 
 // readAllPending pages like the loader does, including its handling of the
 // empty ID on the first page.
-func readAllPending(t *testing.T, d Warehouse, limit int, sel Selection) []string {
+func readAllPending(t *testing.T, d loader.Warehouse, limit int, sel loader.Selection) []string {
 	t.Helper()
 	var out []string
 	after, started := "", false
@@ -121,28 +79,30 @@ func TestDuckDBCommitMergesIdempotently(t *testing.T) {
 	tdb.exec(t, `CREATE TABLE MASTER_TABLE AS SELECT * FROM (VALUES ('a'), ('b'), ('c'), ('d')) v(ID)`)
 	d := openTest(t, tdb.path, mustTables(t))
 	ctx := context.Background()
-	failed := func(id string) Row {
-		return Row{ID: id, Outcome: OutcomeFailed, Reason: "boom", ResolvedAt: testNow}
+	failed := func(id string) loader.Row {
+		return loader.Row{ID: id, Outcome: loader.OutcomeFailed, Reason: "boom", ResolvedAt: testNow}
 	}
-	miss := func(id string, o Outcome) Row { return Row{ID: id, Outcome: o, ResolvedAt: testNow} }
+	miss := func(id string, o loader.Outcome) loader.Row {
+		return loader.Row{ID: id, Outcome: o, ResolvedAt: testNow}
+	}
 	steps := []struct {
 		name                     string
-		rows                     []Row
+		rows                     []loader.Row
 		target, misses, failures []string
 	}{
-		{"first commit", []Row{foundRow("a"), miss("b", OutcomeNotFound), failed("c")},
+		{"first commit", []loader.Row{foundRow("a"), miss("b", loader.OutcomeNotFound), failed("c")},
 			[]string{"a"}, []string{"b:not_found"}, []string{"c:1"}},
-		{"same rows again", []Row{foundRow("a"), miss("b", OutcomeNotFound), failed("c")},
+		{"same rows again", []loader.Row{foundRow("a"), miss("b", loader.OutcomeNotFound), failed("c")},
 			[]string{"a"}, []string{"b:not_found"}, []string{"c:2"}},
-		{"duplicates in one batch keep the last", []Row{failed("d"), foundRow("d")},
+		{"duplicates in one batch keep the last", []loader.Row{failed("d"), foundRow("d")},
 			[]string{"a", "d"}, []string{"b:not_found"}, []string{"c:2"}},
-		{"a failure now found", []Row{foundRow("c")},
+		{"a failure now found", []loader.Row{foundRow("c")},
 			[]string{"a", "c", "d"}, []string{"b:not_found"}, nil},
-		{"found becomes a miss", []Row{miss("a", OutcomeNoLocation)},
+		{"found becomes a miss", []loader.Row{miss("a", loader.OutcomeNoLocation)},
 			[]string{"c", "d"}, []string{"a:no_location", "b:not_found"}, nil},
-		{"a miss now found", []Row{foundRow("b")},
+		{"a miss now found", []loader.Row{foundRow("b")},
 			[]string{"b", "c", "d"}, []string{"a:no_location"}, nil},
-		{"a failure keeps the last answer", []Row{failed("b")},
+		{"a failure keeps the last answer", []loader.Row{failed("b")},
 			[]string{"b", "c", "d"}, []string{"a:no_location"}, []string{"b:1"}},
 	}
 	for _, s := range steps {
@@ -169,7 +129,7 @@ func TestDuckDBCommitStoresRecordFields(t *testing.T) {
 	tdb.exec(t, `CREATE TABLE MASTER_TABLE (ID VARCHAR)`)
 	d := openTest(t, tdb.path, mustTables(t))
 	r := foundRow("x1")
-	if err := d.Commit(context.Background(), []Row{r}); err != nil {
+	if err := d.Commit(context.Background(), []loader.Row{r}); err != nil {
 		t.Fatal(err)
 	}
 	got := queryStrings(t, d.db, `SELECT concat_ws('|', "ID", "LABEL", coalesce("GEO_LABEL", 'NULL'), "CITY_LABEL",
@@ -186,17 +146,17 @@ func TestDuckDBCommitRejectsBadRows(t *testing.T) {
 	d := openTest(t, tdb.path, mustTables(t))
 	tests := []struct {
 		name string
-		row  Row
+		row  loader.Row
 		want string
 	}{
-		{"found without record", Row{ID: "a", Outcome: OutcomeFound, ResolvedAt: testNow}, "without a record"},
-		{"failed without reason", Row{ID: "a", Outcome: OutcomeFailed, ResolvedAt: testNow}, "without a reason"},
-		{"unknown outcome", Row{ID: "a", Outcome: "maybe", ResolvedAt: testNow}, "unknown outcome"},
-		{"no time", Row{ID: "a", Outcome: OutcomeNotFound}, "resolved-at"},
+		{"found without record", loader.Row{ID: "a", Outcome: loader.OutcomeFound, ResolvedAt: testNow}, "without a record"},
+		{"failed without reason", loader.Row{ID: "a", Outcome: loader.OutcomeFailed, ResolvedAt: testNow}, "without a reason"},
+		{"unknown outcome", loader.Row{ID: "a", Outcome: "maybe", ResolvedAt: testNow}, "unknown outcome"},
+		{"no time", loader.Row{ID: "a", Outcome: loader.OutcomeNotFound}, "resolved-at"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := d.Commit(context.Background(), []Row{tt.row})
+			err := d.Commit(context.Background(), []loader.Row{tt.row})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Commit error = %v; want one mentioning %q", err, tt.want)
 			}
@@ -212,25 +172,25 @@ func TestDuckDBSelection(t *testing.T) {
 	tdb.exec(t, `CREATE TABLE MASTER_TABLE AS SELECT * FROM (VALUES ('new'), ('old'), ('fresh'), ('miss_old'), ('miss_fresh'), ('fail')) v(ID)`)
 	d := openTest(t, tdb.path, mustTables(t))
 	old := testNow.Add(-48 * time.Hour)
-	rows := []Row{
-		{ID: "old", Outcome: OutcomeFound, Record: fakeRecord("old"), ResolvedAt: old},
+	rows := []loader.Row{
+		{ID: "old", Outcome: loader.OutcomeFound, Record: fakeRecord("old"), ResolvedAt: old},
 		foundRow("fresh"),
-		{ID: "miss_old", Outcome: OutcomeNotFound, ResolvedAt: old},
-		{ID: "miss_fresh", Outcome: OutcomeNotFound, ResolvedAt: testNow},
-		{ID: "fail", Outcome: OutcomeFailed, Reason: "x", ResolvedAt: old},
-		{ID: "gone", Outcome: OutcomeFailed, Reason: "not in the source any more", ResolvedAt: old},
+		{ID: "miss_old", Outcome: loader.OutcomeNotFound, ResolvedAt: old},
+		{ID: "miss_fresh", Outcome: loader.OutcomeNotFound, ResolvedAt: testNow},
+		{ID: "fail", Outcome: loader.OutcomeFailed, Reason: "x", ResolvedAt: old},
+		{ID: "gone", Outcome: loader.OutcomeFailed, Reason: "not in the source any more", ResolvedAt: old},
 	}
 	if err := d.Commit(context.Background(), rows); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
 		name string
-		sel  Selection
+		sel  loader.Selection
 		want []string
 	}{
-		{"incremental", Selection{Now: testNow}, []string{"new"}},
-		{"refresh older than a day", Selection{RefreshOlderThan: 24 * time.Hour, Now: testNow}, []string{"miss_old", "new", "old"}},
-		{"retry failed", Selection{RetryFailed: true, Now: testNow}, []string{"fail"}},
+		{"incremental", loader.Selection{Now: testNow}, []string{"new"}},
+		{"refresh older than a day", loader.Selection{RefreshOlderThan: 24 * time.Hour, Now: testNow}, []string{"miss_old", "new", "old"}},
+		{"retry failed", loader.Selection{RetryFailed: true, Now: testNow}, []string{"fail"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -267,7 +227,7 @@ func TestDuckDBSourceFiles(t *testing.T) {
 			tb := mustTables(t)
 			tb.SourceFile = tt.file
 			d := openTest(t, newTestDB(t).path, tb)
-			if got := readAllPending(t, d, 10, Selection{}); !slices.Equal(got, tt.want) {
+			if got := readAllPending(t, d, 10, loader.Selection{}); !slices.Equal(got, tt.want) {
 				t.Fatalf("pending = %q; want %q", got, tt.want)
 			}
 		})
@@ -278,15 +238,15 @@ func TestDuckDBClearErrors(t *testing.T) {
 	tests := []struct {
 		name    string
 		setup   string
-		tables  func(Tables) Tables
+		tables  func(loader.Tables) loader.Tables
 		wantErr string
 	}{
-		{"missing source table", "", func(tb Tables) Tables { return tb }, `source table MAIN.MASTER_TABLE not found`},
-		{"missing id column", `CREATE TABLE MASTER_TABLE (X VARCHAR)`, func(tb Tables) Tables { return tb }, `column ID not in MASTER_TABLE; its columns: X`},
+		{"missing source table", "", func(tb loader.Tables) loader.Tables { return tb }, `source table MAIN.MASTER_TABLE not found`},
+		{"missing id column", `CREATE TABLE MASTER_TABLE (X VARCHAR)`, func(tb loader.Tables) loader.Tables { return tb }, `column ID not in MASTER_TABLE; its columns: X`},
 		{"target with other columns", `CREATE TABLE MASTER_TABLE (ID VARCHAR); CREATE TABLE STANDARDIZED_LOCATIONS (ID VARCHAR)`,
-			func(tb Tables) Tables { return tb }, `"STANDARDIZED_LOCATIONS" exists without the loader's columns`},
-		{"missing source file", "", func(tb Tables) Tables { tb.SourceFile = "/nonexistent/ids.csv"; return tb }, `source file "/nonexistent/ids.csv" not found`},
-		{"unknown file type", "", func(tb Tables) Tables { tb.SourceFile = os.Args[0]; return tb }, "want a .csv or .parquet"},
+			func(tb loader.Tables) loader.Tables { return tb }, `"STANDARDIZED_LOCATIONS" exists without the loader's columns`},
+		{"missing source file", "", func(tb loader.Tables) loader.Tables { tb.SourceFile = "/nonexistent/ids.csv"; return tb }, `source file "/nonexistent/ids.csv" not found`},
+		{"unknown file type", "", func(tb loader.Tables) loader.Tables { tb.SourceFile = os.Args[0]; return tb }, "want a .csv or .parquet"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -294,7 +254,7 @@ func TestDuckDBClearErrors(t *testing.T) {
 			if tt.setup != "" {
 				tdb.exec(t, strings.Split(tt.setup, "; ")...)
 			}
-			d, err := OpenDuckDB(context.Background(), tdb.path, tt.tables(mustTables(t)))
+			d, err := Open(context.Background(), tdb.path, tt.tables(mustTables(t)))
 			if err == nil {
 				defer d.Close()
 				err = d.Setup(context.Background())
@@ -304,12 +264,12 @@ func TestDuckDBClearErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := OpenDuckDB(context.Background(), "x.duckdb", Tables{}); err == nil {
-		t.Fatal("OpenDuckDB with zero Tables: got nil error; want one")
+	if _, err := Open(context.Background(), "x.duckdb", loader.Tables{}); err == nil {
+		t.Fatal("Open with zero Tables: got nil error; want one")
 	}
 }
 
-func TestOpenDuckDBSettings(t *testing.T) {
+func TestOpenSettings(t *testing.T) {
 	tests := []struct {
 		name, query   string
 		setting, want string
@@ -323,7 +283,7 @@ func TestOpenDuckDBSettings(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tdb := newTestDB(t)
 			tdb.exec(t, `CREATE TABLE MASTER_TABLE (ID VARCHAR)`)
-			d, err := OpenDuckDB(context.Background(), tdb.path+tt.query, mustTables(t))
+			d, err := Open(context.Background(), tdb.path+tt.query, mustTables(t))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -335,14 +295,14 @@ func TestOpenDuckDBSettings(t *testing.T) {
 		})
 	}
 	for _, bad := range []string{"", "?threads=2", "x.duckdb?%zz"} {
-		if _, err := OpenDuckDB(context.Background(), bad, mustTables(t)); err == nil {
-			t.Errorf("OpenDuckDB(%q): got nil error; want one", bad)
+		if _, err := Open(context.Background(), bad, mustTables(t)); err == nil {
+			t.Errorf("Open(%q): got nil error; want one", bad)
 		}
 	}
 }
 
 // TestDuckDBPreflightCreatesNothing runs a backfill against a wrong source:
-// it must fail with a *SourceError naming what it looked for and what is
+// it must fail with a *loader.SourceError naming what it looked for and what is
 // there, and leave no database file behind, or one with no new tables.
 func TestDuckDBPreflightCreatesNothing(t *testing.T) {
 	dir := t.TempDir()
@@ -356,20 +316,20 @@ func TestDuckDBPreflightCreatesNothing(t *testing.T) {
 		setup    []string // statements run on the file first; none: no file
 		source   string
 		file     string
-		wantKind SourceKind
+		wantKind loader.SourceKind
 		wantErr  string
 	}{
-		{name: "no database file", wantKind: SourceTable,
+		{name: "no database file", wantKind: loader.SourceTable,
 			wantErr: `source table MAIN.MASTER_TABLE not found: the database file "`},
 		{name: "source table missing", setup: []string{`CREATE TABLE OTHER (ID VARCHAR)`, `CREATE SCHEMA raw`, `CREATE TABLE raw.ids (ID VARCHAR)`},
-			wantKind: SourceTable, wantErr: `source table MAIN.MASTER_TABLE not found; tables in the database: OTHER, raw.ids`},
+			wantKind: loader.SourceTable, wantErr: `source table MAIN.MASTER_TABLE not found; tables in the database: OTHER, raw.ids`},
 		{name: "qualified source missing", setup: []string{`CREATE TABLE MASTER_TABLE (ID VARCHAR)`}, source: "raw.master_table",
-			wantKind: SourceTable, wantErr: `source table RAW.MASTER_TABLE not found; tables in the database: MASTER_TABLE`},
+			wantKind: loader.SourceTable, wantErr: `source table RAW.MASTER_TABLE not found; tables in the database: MASTER_TABLE`},
 		{name: "id column missing", setup: []string{`CREATE TABLE MASTER_TABLE (ENTITY_ID VARCHAR, NAME VARCHAR)`},
-			wantKind: SourceColumn, wantErr: `column ID not in MASTER_TABLE; its columns: ENTITY_ID, NAME`},
-		{name: "source file missing", file: missing, wantKind: SourceFile,
+			wantKind: loader.SourceColumn, wantErr: `column ID not in MASTER_TABLE; its columns: ENTITY_ID, NAME`},
+		{name: "source file missing", file: missing, wantKind: loader.SourceFile,
 			wantErr: fmt.Sprintf(`source file %q not found`, missing)},
-		{name: "source file without the id column", file: noID, wantKind: SourceColumn,
+		{name: "source file without the id column", file: noID, wantKind: loader.SourceColumn,
 			wantErr: fmt.Sprintf(`column ID not in source file %q; its columns: X, Y`, noID)},
 	}
 	for _, tt := range tests {
@@ -379,15 +339,15 @@ func TestDuckDBPreflightCreatesNothing(t *testing.T) {
 				tdb.exec(t, tt.setup...)
 			}
 			before := tableNames(t, tdb.path)
-			tb, err := NewTables(tt.source, "", "")
+			tb, err := loader.NewTables(tt.source, "", "")
 			if err != nil {
 				t.Fatal(err)
 			}
 			tb.SourceFile = tt.file
 			err = runOnce(tdb.path, tb)
-			var se *SourceError
+			var se *loader.SourceError
 			if !errors.As(err, &se) || se.Kind != tt.wantKind || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("got error %v; want a *SourceError of kind %d containing %q", err, tt.wantKind, tt.wantErr)
+				t.Fatalf("got error %v; want a *loader.SourceError of kind %d containing %q", err, tt.wantKind, tt.wantErr)
 			}
 			if strings.Contains(err.Error(), "\n") {
 				t.Errorf("error %q spans several lines; want one", err)
@@ -412,7 +372,7 @@ func TestDuckDBPreflightFindsSource(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			tdb := newTestDB(t)
 			tdb.exec(t, strings.Split(tt.setup, "; ")...)
-			tb, err := NewTables(tt.source, tt.idColumn, "")
+			tb, err := loader.NewTables(tt.source, tt.idColumn, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -430,13 +390,13 @@ func TestDuckDBPreflightFindsSource(t *testing.T) {
 }
 
 // runOnce opens the warehouse at path and runs one backfill on it.
-func runOnce(path string, tb Tables) error {
-	d, err := OpenDuckDB(context.Background(), path, tb)
+func runOnce(path string, tb loader.Tables) error {
+	d, err := Open(context.Background(), path, tb)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	l, err := New(d, newFakeResolver(), Config{OnProgress: func(Progress) {}}, nil)
+	l, err := loader.New(d, foundResolver, loader.Config{OnProgress: func(loader.Progress) {}}, nil)
 	if err != nil {
 		return err
 	}

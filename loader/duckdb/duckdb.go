@@ -1,4 +1,8 @@
-package loader
+// Package duckdb is the embedded warehouse of the loader: one DuckDB file
+// holding the source table (or reading a CSV or Parquet file) and the
+// target, misses and failures tables. It lives apart from the pipeline so
+// that only its importers link DuckDB's cgo bindings.
+package duckdb
 
 import (
 	"context"
@@ -15,10 +19,12 @@ import (
 	"strings"
 	"sync"
 
-	duckdb "github.com/duckdb/duckdb-go/v2"
+	duckdbgo "github.com/duckdb/duckdb-go/v2"
+
+	"github.com/snowgate/snowgate/loader"
 )
 
-// duckDBDefaults are the settings OpenDuckDB applies unless the path's query
+// duckDBDefaults are the settings Open applies unless the path's query
 // string sets them. A backfill must fit in a small container beside its
 // resolver (1M source rows in under 200 MB for the whole process), and its
 // pace is the provider's, so DuckDB gets one thread and a small cache of
@@ -35,27 +41,31 @@ func duckDBDefaults() map[string]string {
 	}
 }
 
-var duckDBTypes = TypeNames{TypeText: "VARCHAR", TypeFloat: "DOUBLE", TypeInt: "BIGINT", TypeTimestamp: "TIMESTAMP"}
+var duckDBTypes = loader.TypeNames{loader.TypeText: "VARCHAR", loader.TypeFloat: "DOUBLE", loader.TypeInt: "BIGINT", loader.TypeTimestamp: "TIMESTAMP"}
 
 // stageTable is the temporary table a commit appends to before merging,
 // created and dropped by each commit: DuckDB does not give back the memory of
 // rows deleted from a temporary table. Its columns follow stageColumns.
 const stageTable = "SNOWGATE_STAGE"
 
-func stageColumns() []Column {
-	return []Column{
-		nullable("ID", TypeText), nullable("OUTCOME", TypeText), nullable("LABEL", TypeText), nullable("GEO_LABEL", TypeText),
-		nullable("CITY_LABEL", TypeText), nullable("POSTAL_CODE", TypeText), nullable("COUNTRY_LABEL", TypeText),
-		nullable("LATITUDE", TypeFloat), nullable("LONGITUDE", TypeFloat), nullable("STREET_ADDRESS", TypeText),
-		nullable("REASON", TypeText), nullable("ATTEMPTS", TypeInt), nullable("RESOLVED_AT", TypeTimestamp),
+func nullable(name string, t loader.ColumnType) loader.Column {
+	return loader.Column{Name: name, Type: t}
+}
+
+func stageColumns() []loader.Column {
+	return []loader.Column{
+		nullable("ID", loader.TypeText), nullable("OUTCOME", loader.TypeText), nullable("LABEL", loader.TypeText), nullable("GEO_LABEL", loader.TypeText),
+		nullable("CITY_LABEL", loader.TypeText), nullable("POSTAL_CODE", loader.TypeText), nullable("COUNTRY_LABEL", loader.TypeText),
+		nullable("LATITUDE", loader.TypeFloat), nullable("LONGITUDE", loader.TypeFloat), nullable("STREET_ADDRESS", loader.TypeText),
+		nullable("REASON", loader.TypeText), nullable("ATTEMPTS", loader.TypeInt), nullable("RESOLVED_AT", loader.TypeTimestamp),
 	}
 }
 
-// DuckDB is the embedded warehouse: one DuckDB file holding the source (or
+// Warehouse is the embedded warehouse: one DuckDB file holding the source (or
 // reading a CSV/Parquet file) and the target, misses and failures tables.
-type DuckDB struct {
+type Warehouse struct {
 	db     *sql.DB
-	tables Tables
+	tables loader.Tables
 	// source is the FROM item the IDs come from, aliased s.
 	source string
 	// w is the connection commits stage on. Only the pinned goroutine uses
@@ -68,19 +78,19 @@ type DuckDB struct {
 	done      chan struct{} // closed when the pinned goroutine has ended
 }
 
-var _ Warehouse = (*DuckDB)(nil)
+var _ loader.Warehouse = (*Warehouse)(nil)
 
-// OpenDuckDB opens the DuckDB database at path. path may carry DuckDB
+// Open opens the DuckDB database at path. path may carry DuckDB
 // settings as a query string ("file.duckdb?threads=4"); unless set there,
 // memory_limit is 48MB, threads 1, checkpoint_threshold 4MB,
 // allocator_flush_threshold 8MB and allocator_background_threads true.
 //
 // A missing file is created only when tables.SourceFile is set, and only
 // once that file is found to have the ID column: otherwise the source table
-// cannot be in it, and OpenDuckDB returns a *SourceError without creating
+// cannot be in it, and Open returns a *loader.SourceError without creating
 // anything. Setup checks a source table in an existing file.
-func OpenDuckDB(ctx context.Context, path string, tables Tables) (*DuckDB, error) {
-	if err := tables.validate(); err != nil {
+func Open(ctx context.Context, path string, tables loader.Tables) (*Warehouse, error) {
+	if err := tables.Validate(); err != nil {
 		return nil, err
 	}
 	dsn, err := duckDBDSN(path)
@@ -104,7 +114,7 @@ func OpenDuckDB(ctx context.Context, path string, tables Tables) (*DuckDB, error
 		db.Close()
 		return nil, fmt.Errorf("open duckdb %q: %w", path, err)
 	}
-	d := &DuckDB{db: db, tables: tables, source: source, w: w,
+	d := &Warehouse{db: db, tables: tables, source: source, w: w,
 		calls: make(chan func()), closed: make(chan struct{}), done: make(chan struct{})}
 	go d.pinned()
 	return d, nil
@@ -114,7 +124,7 @@ func OpenDuckDB(ctx context.Context, path string, tables Tables) (*DuckDB, error
 // keeps caches per thread, and the Go scheduler would otherwise spread the
 // calls over whichever threads it has: measured on 1M rows, the peak RSS
 // fell from 190 to 147 MB.
-func (d *DuckDB) pinned() {
+func (d *Warehouse) pinned() {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	defer close(d.done)
@@ -132,7 +142,7 @@ var errDuckDBClosed = errors.New("duckdb: closed")
 
 // call runs f on the pinned goroutine and returns its error. Calls are
 // serialized; ctx only bounds the wait for a turn (f gets it too).
-func (d *DuckDB) call(ctx context.Context, f func() error) error {
+func (d *Warehouse) call(ctx context.Context, f func() error) error {
 	errc := make(chan error, 1)
 	select {
 	case d.calls <- func() { errc <- f() }:
@@ -167,14 +177,14 @@ func withDuckDBDefaults(opts url.Values) url.Values {
 
 // duckDBSource is the source relation: the table, or a reader of the file.
 // A file's IDs are read as text so that "007" stays "007".
-func duckDBSource(t Tables) (string, error) {
+func duckDBSource(t loader.Tables) (string, error) {
 	if t.SourceFile == "" {
 		return t.Source.String() + " AS s", nil
 	}
 	if _, err := os.Stat(t.SourceFile); errors.Is(err, fs.ErrNotExist) {
-		return "", sourceErrorf(SourceFile, "source file %q not found", t.SourceFile)
+		return "", sourceErrorf(loader.SourceFile, "source file %q not found", t.SourceFile)
 	} else if err != nil {
-		return "", sourceErrorf(SourceFile, "source file: %v", err)
+		return "", sourceErrorf(loader.SourceFile, "source file: %v", err)
 	}
 	lit := "'" + strings.ReplaceAll(t.SourceFile, "'", "''") + "'"
 	switch strings.ToLower(filepath.Ext(t.SourceFile)) {
@@ -183,13 +193,13 @@ func duckDBSource(t Tables) (string, error) {
 	case ".parquet":
 		return "read_parquet(" + lit + ") AS s", nil
 	}
-	return "", sourceErrorf(SourceFile, "source file %q: want a .csv or .parquet file", t.SourceFile)
+	return "", sourceErrorf(loader.SourceFile, "source file %q: want a .csv or .parquet file", t.SourceFile)
 }
 
 // checkBeforeOpen runs the source checks that must pass before the database
 // file is opened, because opening creates it: a file that does not exist
 // cannot hold the source table, and a source file must have the ID column.
-func checkBeforeOpen(ctx context.Context, file string, t Tables, source string) error {
+func checkBeforeOpen(ctx context.Context, file string, t loader.Tables, source string) error {
 	if t.SourceFile != "" {
 		return checkSourceFile(ctx, t, source)
 	}
@@ -197,7 +207,7 @@ func checkBeforeOpen(ctx context.Context, file string, t Tables, source string) 
 		return nil // Setup reports that it holds no tables
 	}
 	if _, err := os.Stat(file); errors.Is(err, fs.ErrNotExist) {
-		return sourceErrorf(SourceTable, "source table %s not found: the database file %q does not exist, so it has no tables",
+		return sourceErrorf(loader.SourceTable, "source table %s not found: the database file %q does not exist, so it has no tables",
 			lookedFor(t.Source, duckDBDefaultSchema), file)
 	}
 	return nil
@@ -209,7 +219,7 @@ const duckDBDefaultSchema = "main"
 // checkSourceFile reads the source file's header in a throwaway in-memory
 // database, so that a file without the ID column leaves no database file
 // behind.
-func checkSourceFile(ctx context.Context, t Tables, source string) error {
+func checkSourceFile(ctx context.Context, t loader.Tables, source string) error {
 	db, err := sql.Open("duckdb", "?"+withDuckDBDefaults(url.Values{}).Encode())
 	if err != nil {
 		return fmt.Errorf("duckdb: check source file: %w", err)
@@ -217,18 +227,23 @@ func checkSourceFile(ctx context.Context, t Tables, source string) error {
 	defer db.Close()
 	rows, err := db.QueryContext(ctx, "SELECT * FROM "+source+" LIMIT 0")
 	if err != nil {
-		return sourceErrorf(SourceFile, "source file %q: %s", t.SourceFile, firstLine(err))
+		return sourceErrorf(loader.SourceFile, "source file %q: %s", t.SourceFile, firstLine(err))
 	}
 	cols, err := rows.Columns()
 	rows.Close()
 	if err != nil {
-		return sourceErrorf(SourceFile, "source file %q: %s", t.SourceFile, firstLine(err))
+		return sourceErrorf(loader.SourceFile, "source file %q: %s", t.SourceFile, firstLine(err))
 	}
 	if !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, t.IDColumn.Name()) }) {
-		return sourceErrorf(SourceColumn, "column %s not in source file %q; its columns: %s",
-			t.IDColumn.Name(), t.SourceFile, NameList(cols, maxListed))
+		return sourceErrorf(loader.SourceColumn, "column %s not in source file %q; its columns: %s",
+			t.IDColumn.Name(), t.SourceFile, loader.NameList(cols, maxListed))
 	}
 	return nil
+}
+
+// sourceErrorf makes a *loader.SourceError.
+func sourceErrorf(kind loader.SourceKind, format string, args ...any) error {
+	return &loader.SourceError{Kind: kind, Msg: fmt.Sprintf(format, args...)}
 }
 
 // maxListed caps the names a SourceError lists.
@@ -243,20 +258,20 @@ func firstLine(err error) string {
 
 // lookedFor is a table's name as DuckDB resolves it, unquoted, with an
 // unqualified name placed in schema.
-func lookedFor(id Ident, schema string) string {
-	if len(id.parts) == 1 {
-		return strings.ToUpper(schema) + "." + id.parts[0]
+func lookedFor(id loader.Ident, schema string) string {
+	if len(id.Parts()) == 1 {
+		return strings.ToUpper(schema) + "." + id.Parts()[0]
 	}
-	return strings.Join(id.parts, ".")
+	return strings.Join(id.Parts(), ".")
 }
 
 // Setup creates the result tables and the staging table, and checks that
 // the source and target have the columns the loader uses.
-func (d *DuckDB) Setup(ctx context.Context) error {
+func (d *Warehouse) Setup(ctx context.Context) error {
 	return d.call(ctx, func() error { return d.setup(ctx) })
 }
 
-func (d *DuckDB) setup(ctx context.Context) error {
+func (d *Warehouse) setup(ctx context.Context) error {
 	if err := d.checkSource(ctx); err != nil {
 		return err
 	}
@@ -264,9 +279,9 @@ func (d *DuckDB) setup(ctx context.Context) error {
 		return fmt.Errorf("source %s, id column %s: %w", d.sourceName(), d.tables.IDColumn, err)
 	}
 	stmts := []string{
-		CreateTableSQL(d.tables.Target, TargetColumns(), duckDBTypes),
-		CreateTableSQL(d.tables.Misses(), MissColumns(), duckDBTypes),
-		CreateTableSQL(d.tables.Failures(), FailureColumns(), duckDBTypes),
+		loader.CreateTableSQL(d.tables.Target, loader.TargetColumns(), duckDBTypes),
+		loader.CreateTableSQL(d.tables.Misses(), loader.MissColumns(), duckDBTypes),
+		loader.CreateTableSQL(d.tables.Failures(), loader.FailureColumns(), duckDBTypes),
 	}
 	for _, s := range stmts {
 		if _, err := d.w.ExecContext(ctx, s); err != nil {
@@ -274,11 +289,11 @@ func (d *DuckDB) setup(ctx context.Context) error {
 		}
 	}
 	for _, t := range []struct {
-		table Ident
-		cols  []Column
-	}{{d.tables.Target, TargetColumns()}, {d.tables.Misses(), MissColumns()}, {d.tables.Failures(), FailureColumns()}} {
-		if _, err := d.w.ExecContext(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT 0", ColumnList(t.cols, ""), t.table)); err != nil {
-			return fmt.Errorf("table %s exists without the loader's columns (%s): %w", t.table, ColumnList(t.cols, ""), err)
+		table loader.Ident
+		cols  []loader.Column
+	}{{d.tables.Target, loader.TargetColumns()}, {d.tables.Misses(), loader.MissColumns()}, {d.tables.Failures(), loader.FailureColumns()}} {
+		if _, err := d.w.ExecContext(ctx, fmt.Sprintf("SELECT %s FROM %s LIMIT 0", loader.ColumnList(t.cols, ""), t.table)); err != nil {
+			return fmt.Errorf("table %s exists without the loader's columns (%s): %w", t.table, loader.ColumnList(t.cols, ""), err)
 		}
 	}
 	return nil
@@ -291,7 +306,7 @@ type catalogTable struct{ catalog, schema, name string }
 // matching names the way DuckDB does (case-insensitively; SCHEMA.TABLE or
 // CATALOG.TABLE for two parts), so that a wrong name is reported with what
 // is there instead.
-func (d *DuckDB) checkSource(ctx context.Context) error {
+func (d *Warehouse) checkSource(ctx context.Context) error {
 	if d.tables.SourceFile != "" {
 		return nil // checked before the database was opened
 	}
@@ -303,28 +318,28 @@ func (d *DuckDB) checkSource(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	want := d.tables.Source.parts
+	want := d.tables.Source.Parts()
 	i := slices.IndexFunc(all, func(t catalogTable) bool { return t.is(want, curDB, curSchema) })
 	if i < 0 {
 		names := make([]string, len(all))
 		for j, t := range all {
 			names[j] = t.display(curDB, curSchema)
 		}
-		return sourceErrorf(SourceTable, "source table %s not found; tables in the database: %s",
-			lookedFor(d.tables.Source, curSchema), NameList(names, maxListed))
+		return sourceErrorf(loader.SourceTable, "source table %s not found; tables in the database: %s",
+			lookedFor(d.tables.Source, curSchema), loader.NameList(names, maxListed))
 	}
 	cols, err := d.columnsOf(ctx, all[i])
 	if err != nil {
 		return err
 	}
 	if !slices.ContainsFunc(cols, func(c string) bool { return strings.EqualFold(c, d.tables.IDColumn.Name()) }) {
-		return sourceErrorf(SourceColumn, "column %s not in %s; its columns: %s",
-			d.tables.IDColumn.Name(), all[i].display(curDB, curSchema), NameList(cols, maxListed))
+		return sourceErrorf(loader.SourceColumn, "column %s not in %s; its columns: %s",
+			d.tables.IDColumn.Name(), all[i].display(curDB, curSchema), loader.NameList(cols, maxListed))
 	}
 	return nil
 }
 
-func (d *DuckDB) catalogTables(ctx context.Context) ([]catalogTable, error) {
+func (d *Warehouse) catalogTables(ctx context.Context) ([]catalogTable, error) {
 	rows, err := d.w.QueryContext(ctx, `SELECT table_catalog, table_schema, table_name FROM information_schema.tables
 WHERE table_catalog NOT IN ('system', 'temp') ORDER BY table_schema <> current_schema(), table_schema, table_name`)
 	if err != nil {
@@ -345,7 +360,7 @@ WHERE table_catalog NOT IN ('system', 'temp') ORDER BY table_schema <> current_s
 	return out, nil
 }
 
-func (d *DuckDB) columnsOf(ctx context.Context, t catalogTable) ([]string, error) {
+func (d *Warehouse) columnsOf(ctx context.Context, t catalogTable) ([]string, error) {
 	rows, err := d.w.QueryContext(ctx, `SELECT column_name FROM information_schema.columns
 WHERE table_catalog = $1 AND table_schema = $2 AND table_name = $3 ORDER BY ordinal_position`, t.catalog, t.schema, t.name)
 	if err != nil {
@@ -394,14 +409,14 @@ func (t catalogTable) display(curDB, curSchema string) string {
 	return t.name
 }
 
-func (d *DuckDB) sourceName() string {
+func (d *Warehouse) sourceName() string {
 	if d.tables.SourceFile != "" {
 		return fmt.Sprintf("file %q", d.tables.SourceFile)
 	}
 	return d.tables.Source.String()
 }
 
-func columnDefs(cols []Column, types TypeNames) string {
+func columnDefs(cols []loader.Column, types loader.TypeNames) string {
 	defs := make([]string, len(cols))
 	for i, c := range cols {
 		defs[i] = fmt.Sprintf("%q %s", c.Name, types[c.Type])
@@ -409,7 +424,7 @@ func columnDefs(cols []Column, types TypeNames) string {
 	return strings.Join(defs, ", ")
 }
 
-func (d *DuckDB) idExpr() string { return "CAST(s." + d.tables.IDColumn.String() + " AS VARCHAR)" }
+func (d *Warehouse) idExpr() string { return "CAST(s." + d.tables.IDColumn.String() + " AS VARCHAR)" }
 
 // pendingFrom is the relation of source IDs (column p.id, NULLs dropped)
 // that sel selects, with args from $2 on; $1 is the keyset bound. The result
@@ -417,9 +432,9 @@ func (d *DuckDB) idExpr() string { return "CAST(s." + d.tables.IDColumn.String()
 // the pipeline commits in roughly ascending ID order, so on every page but
 // the first few those subqueries are nearly empty, and the hash tables
 // DuckDB builds stay small.
-func (d *DuckDB) pendingFrom(sel Selection) (string, []any) {
+func (d *Warehouse) pendingFrom(sel loader.Selection) (string, []any) {
 	src := fmt.Sprintf(`(SELECT %s AS id FROM %s) AS p`, d.idExpr(), d.source)
-	bounded := func(t Ident, extra string) string {
+	bounded := func(t loader.Ident, extra string) string {
 		return fmt.Sprintf(`(SELECT "ID" FROM %s WHERE "ID" >= $1%s) AS`, t, extra)
 	}
 	if sel.RetryFailed {
@@ -437,7 +452,7 @@ func (d *DuckDB) pendingFrom(sel Selection) (string, []any) {
 // DISTINCT: DISTINCT would hash every remaining ID on every page, while a
 // top-N holds only limit rows. Duplicates are dropped here; they are
 // adjacent in the ordered page.
-func (d *DuckDB) Pending(ctx context.Context, after string, limit int, sel Selection) ([]string, error) {
+func (d *Warehouse) Pending(ctx context.Context, after string, limit int, sel loader.Selection) ([]string, error) {
 	if limit <= 0 {
 		return nil, fmt.Errorf("pending: limit %d, want > 0", limit)
 	}
@@ -449,7 +464,7 @@ func (d *DuckDB) Pending(ctx context.Context, after string, limit int, sel Selec
 	return ids, err
 }
 
-func (d *DuckDB) pending(ctx context.Context, after string, limit int, sel Selection) ([]string, error) {
+func (d *Warehouse) pending(ctx context.Context, after string, limit int, sel loader.Selection) ([]string, error) {
 	op := ">"
 	if after == "" {
 		op = ">=" // the empty ID, if any, is a source row too
@@ -480,7 +495,7 @@ func (d *DuckDB) pending(ctx context.Context, after string, limit int, sel Selec
 
 // CountPending counts distinct pending IDs. It hashes them all once, which
 // DuckDB spills to disk past its memory limit.
-func (d *DuckDB) CountPending(ctx context.Context, sel Selection) (int64, error) {
+func (d *Warehouse) CountPending(ctx context.Context, sel loader.Selection) (int64, error) {
 	from, args := d.pendingFrom(sel)
 	q := fmt.Sprintf(`SELECT count(DISTINCT p.id) FROM %s WHERE p.id IS NOT NULL AND p.id >= $1`, from)
 	var n int64
@@ -491,8 +506,14 @@ func (d *DuckDB) CountPending(ctx context.Context, sel Selection) (int64, error)
 	return n, nil
 }
 
+// DB is the warehouse's own database handle, for reading its tables in the
+// same process while it is open: DuckDB refuses a second handle on the file
+// opened with other settings. Statements on it bypass the pinned thread;
+// the result tables are written only by Commit.
+func (d *Warehouse) DB() *sql.DB { return d.db }
+
 // Close releases the database; the file is complete after each commit.
-func (d *DuckDB) Close() error {
+func (d *Warehouse) Close() error {
 	first := false
 	d.closeOnce.Do(func() { first = true; close(d.closed) })
 	if !first {
@@ -510,7 +531,7 @@ func (d *DuckDB) Close() error {
 }
 
 // rawConn runs f with the writer's driver connection, for the Appender.
-func (d *DuckDB) rawConn(f func(driver.Conn) error) error {
+func (d *Warehouse) rawConn(f func(driver.Conn) error) error {
 	return d.w.Raw(func(c any) error {
 		dc, ok := c.(driver.Conn)
 		if !ok {
@@ -521,9 +542,9 @@ func (d *DuckDB) rawConn(f func(driver.Conn) error) error {
 }
 
 // appendStage appends rows to the staging table in bulk.
-func (d *DuckDB) appendStage(rows []Row) error {
+func (d *Warehouse) appendStage(rows []loader.Row) error {
 	return d.rawConn(func(dc driver.Conn) error {
-		a, err := duckdb.NewAppender(dc, "temp", "main", stageTable)
+		a, err := duckdbgo.NewAppender(dc, "temp", "main", stageTable)
 		if err != nil {
 			return fmt.Errorf("stage appender: %w", err)
 		}
@@ -540,15 +561,17 @@ func (d *DuckDB) appendStage(rows []Row) error {
 	})
 }
 
-func stageValues(r Row) []driver.Value {
-	t := TargetValues(r) // ID, 8 fields, RESOLVED_AT
+func stageValues(r loader.Row) []driver.Value {
+	t := loader.TargetValues(r) // ID, 8 fields, RESOLVED_AT
 	var label, reason driver.Value
-	if r.Outcome == OutcomeFound {
+	if r.Outcome == loader.OutcomeFound {
 		label = t[1]
 	} else if r.Record != nil {
-		label = str(r.Record.Label)
+		if l := r.Record.Label; l != nil {
+			label = *l
+		}
 	}
-	if r.Outcome == OutcomeFailed {
+	if r.Outcome == loader.OutcomeFailed {
 		reason = r.Reason
 	}
 	return []driver.Value{r.ID, string(r.Outcome), label, t[2], t[3], t[4], t[5], t[6], t[7], t[8], reason, int64(1), t[9]}
@@ -559,20 +582,20 @@ func stageValues(r Row) []driver.Value {
 // statement is bounded by the batch's smallest and largest ID: the pipeline
 // writes in roughly ascending order, so the bound lets DuckDB skip most row
 // groups instead of probing the whole table.
-func (d *DuckDB) Commit(ctx context.Context, rows []Row) error {
+func (d *Warehouse) Commit(ctx context.Context, rows []loader.Row) error {
 	rows = lastPerID(rows)
 	if len(rows) == 0 {
 		return nil
 	}
 	for _, r := range rows {
-		if err := r.validate(); err != nil {
+		if err := r.Validate(); err != nil {
 			return fmt.Errorf("commit: %w", err)
 		}
 	}
 	return d.call(ctx, func() error { return d.commit(ctx, rows) })
 }
 
-func (d *DuckDB) commit(ctx context.Context, rows []Row) error {
+func (d *Warehouse) commit(ctx context.Context, rows []loader.Row) error {
 	create := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %q (%s)", stageTable, columnDefs(stageColumns(), duckDBTypes))
 	if _, err := d.w.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("commit: create staging table: %w", err)
@@ -588,19 +611,19 @@ func (d *DuckDB) commit(ctx context.Context, rows []Row) error {
 }
 
 // dropStage frees the staging table, even when the commit was cancelled.
-func (d *DuckDB) dropStage() {
+func (d *Warehouse) dropStage() {
 	_, _ = d.w.ExecContext(context.Background(), fmt.Sprintf("DROP TABLE IF EXISTS temp.%q", stageTable))
 }
 
-func (d *DuckDB) merge(ctx context.Context, rows []Row) (err error) {
+func (d *Warehouse) merge(ctx context.Context, rows []loader.Row) (err error) {
 	lo, hi := rows[0].ID, rows[0].ID
 	var kinds [4]bool // found, not found or no location, failed, any resolved
 	for _, r := range rows {
 		lo, hi = min(lo, r.ID), max(hi, r.ID)
 		switch r.Outcome {
-		case OutcomeFound:
+		case loader.OutcomeFound:
 			kinds[0], kinds[3] = true, true
-		case OutcomeFailed:
+		case loader.OutcomeFailed:
 			kinds[2] = true
 		default:
 			kinds[1], kinds[3] = true, true
@@ -630,7 +653,7 @@ func (d *DuckDB) merge(ctx context.Context, rows []Row) (err error) {
 // mergeStatements are the statements one commit runs, skipping those the
 // batch has no rows for. Those that mention $1 and $2 take the batch's ID
 // range.
-func (d *DuckDB) mergeStatements(kinds [4]bool) []string {
+func (d *Warehouse) mergeStatements(kinds [4]bool) []string {
 	found, missed, failed, resolved := kinds[0], kinds[1], kinds[2], kinds[3]
 	stage := fmt.Sprintf("%q", stageTable)
 	inStage := func(cond string) string {
@@ -652,25 +675,25 @@ WHERE st."ID" = f."ID" AND st."OUTCOME" = 'failed' AND f."ID" BETWEEN $1 AND $2`
 	}
 	if found {
 		s = append(s, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s WHERE "OUTCOME" = 'found'`,
-			t, ColumnList(TargetColumns(), ""), ColumnList(TargetColumns(), ""), stage))
+			t, loader.ColumnList(loader.TargetColumns(), ""), loader.ColumnList(loader.TargetColumns(), ""), stage))
 	}
 	if missed {
 		s = append(s, fmt.Sprintf(`INSERT INTO %s (%s) SELECT "ID", "OUTCOME", "LABEL", "RESOLVED_AT" FROM %s
-WHERE "OUTCOME" IN ('not_found', 'no_location')`, m, ColumnList(MissColumns(), ""), stage))
+WHERE "OUTCOME" IN ('not_found', 'no_location')`, m, loader.ColumnList(loader.MissColumns(), ""), stage))
 	}
 	s = append(s, fmt.Sprintf(`DELETE FROM %s WHERE %s`, f, inStage("true")))
 	if failed {
 		s = append(s, fmt.Sprintf(`INSERT INTO %s (%s) SELECT "ID", "REASON", "ATTEMPTS", "RESOLVED_AT" FROM %s
-WHERE "OUTCOME" = 'failed'`, f, ColumnList(FailureColumns(), ""), stage))
+WHERE "OUTCOME" = 'failed'`, f, loader.ColumnList(loader.FailureColumns(), ""), stage))
 	}
 	return s
 }
 
 // lastPerID keeps the last row of each ID, in first-seen order, so one
 // commit never writes an ID twice.
-func lastPerID(rows []Row) []Row {
+func lastPerID(rows []loader.Row) []loader.Row {
 	idx := make(map[string]int, len(rows))
-	out := make([]Row, 0, len(rows))
+	out := make([]loader.Row, 0, len(rows))
 	for _, r := range rows {
 		if i, ok := idx[r.ID]; ok {
 			out[i] = r
