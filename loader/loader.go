@@ -20,6 +20,16 @@ type Resolver interface {
 	Resolve(ctx context.Context, id string) cache.Outcome
 }
 
+// Streamer is a Resolver with a fan-out of its own, which the loader uses
+// instead of resolving IDs one by one: *cache.Resolver runs Concurrency
+// lookups at once, Via sends batches. ResolveEach calls fn once for every
+// ID it takes from ids, never after it returns; it returns when ids is
+// closed and every ID taken is answered, or soon after ctx ends.
+type Streamer interface {
+	Resolver
+	ResolveEach(ctx context.Context, ids <-chan string, fn func(id string, o cache.Outcome))
+}
+
 // ResolverFunc adapts a function to a Resolver.
 type ResolverFunc func(ctx context.Context, id string) cache.Outcome
 
@@ -35,7 +45,9 @@ type ProviderStats struct {
 
 // Config tunes a Loader. Zero values are the documented defaults.
 type Config struct {
-	// Concurrency is the number of IDs being resolved at once. Default 64.
+	// Concurrency is the number of IDs being resolved at once through a
+	// Resolver that is not a Streamer (a Streamer has its own bound), and
+	// the rows buffered for the committer. Default 64.
 	Concurrency int
 	// PageSize is how many IDs one read from the warehouse returns. Default
 	// 5,000; at least 2.
@@ -159,12 +171,15 @@ type Summary struct {
 	// before they were resolved, the drain timeout cut their lookup short,
 	// or a commit failed. They are still pending. Read = Committed +
 	// Abandoned.
-	Abandoned   int64
-	CacheHits   int64
-	Provider    ProviderStats
-	Duration    time.Duration
-	Interrupted bool // the caller's context ended before the source did
-	DryRun      bool
+	Abandoned int64
+	CacheHits int64
+	Provider  ProviderStats
+	// ProviderKnown says Provider was read (Config.ProviderStats is set);
+	// through a gateway (Via) the provider's requests are not known here.
+	ProviderKnown bool
+	Duration      time.Duration
+	Interrupted   bool // the caller's context ended before the source did
+	DryRun        bool
 }
 
 // Rate is committed IDs per second.
@@ -177,14 +192,16 @@ func (s Summary) Rate() float64 {
 
 // LogAttrs are the summary as log attributes.
 func (s Summary) LogAttrs() []slog.Attr {
-	return []slog.Attr{
+	attrs := []slog.Attr{
 		slog.Int64("pending", s.Pending), slog.Int64("read", s.Read), slog.Int64("committed", s.Committed),
 		slog.Int64("found", s.Found), slog.Int64("not_found", s.NotFound), slog.Int64("no_location", s.NoLocation),
 		slog.Int64("failed", s.Failed), slog.Int64("abandoned", s.Abandoned), slog.Int64("cache_hits", s.CacheHits),
-		slog.Int64("provider_calls", s.Provider.Calls), slog.Int64("provider_429s", s.Provider.Throttled),
-		slog.Duration("duration", s.Duration), slog.Float64("ids_per_second", s.Rate()),
-		slog.Bool("interrupted", s.Interrupted), slog.Bool("dry_run", s.DryRun),
 	}
+	if s.ProviderKnown {
+		attrs = append(attrs, slog.Int64("provider_calls", s.Provider.Calls), slog.Int64("provider_429s", s.Provider.Throttled))
+	}
+	return append(attrs, slog.Duration("duration", s.Duration), slog.Float64("ids_per_second", s.Rate()),
+		slog.Bool("interrupted", s.Interrupted), slog.Bool("dry_run", s.DryRun))
 }
 
 // counters are a run's live totals, shared by its goroutines.
@@ -236,7 +253,7 @@ func (l *Loader) Run(ctx context.Context) (Summary, error) {
 	sum.Read, sum.Committed, sum.Abandoned, sum.CacheHits = c.read.Load(), c.committed.Load(), c.abandoned.Load(), c.hits.Load()
 	sum.Found, sum.NotFound = c.byOutcome[0].Load(), c.byOutcome[1].Load()
 	sum.NoLocation, sum.Failed = c.byOutcome[2].Load(), c.byOutcome[3].Load()
-	sum.Provider = l.providerStats().since(base)
+	sum.Provider, sum.ProviderKnown = l.providerStats().since(base), l.cfg.ProviderStats != nil
 	sum.Duration = l.cfg.Now().Sub(start)
 	sum.Interrupted = ctx.Err() != nil
 	return sum, err

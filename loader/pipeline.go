@@ -6,15 +6,17 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/snowgate/snowgate/cache"
 )
 
 // errDrainTimeout ends lookups still running DrainTimeout after the caller's
 // context ended.
 var errDrainTimeout = errors.New("drain timeout: lookups in flight abandoned")
 
-// pipeline connects reader -> workers -> collector -> committer with
-// bounded channels. There is no barrier anywhere: a slow lookup holds one
-// worker, never a block of IDs.
+// pipeline connects reader -> resolver -> collector -> committer with
+// bounded channels. The fan-out is the resolver's (ResolveEach), with no
+// barrier anywhere: a slow lookup holds one slot, never a block of IDs.
 //
 // Three contexts: ctx (the caller's) stops the reader; work, detached from
 // ctx, keeps lookups in flight running after ctx ends until DrainTimeout or
@@ -32,21 +34,20 @@ func (l *Loader) pipeline(ctx context.Context, sel Selection, c *counters) error
 	defer stopReading()
 	context.AfterFunc(work, stopReading)
 
-	ids := make(chan string, l.cfg.Concurrency)
+	// Unbuffered: an ID leaves the reader only when a slot of the resolver
+	// takes it, so once ctx ends no read ID waits in a queue to be started.
+	ids := make(chan string)
 	rows := make(chan Row, l.cfg.Concurrency)
 	batches := make(chan []Row, 1)
 
 	var readErr, commitErr error
-	var wg, workers sync.WaitGroup
+	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(ids)
 		readErr = l.read(readCtx, sel, ids, c)
 	})
-	for range l.cfg.Concurrency {
-		workers.Go(func() { l.work(ctx, work, ids, rows, c) })
-	}
 	wg.Go(func() {
-		workers.Wait()
+		l.resolveEach(work, ids, func(id string, out cache.Outcome) { l.deliver(work, id, out, rows, c) })
 		for range ids { // read but never started: still pending
 			c.abandoned.Add(1)
 		}
@@ -69,10 +70,39 @@ func (l *Loader) pipeline(ctx context.Context, sel Selection, c *counters) error
 	return readErr
 }
 
+// resolveEach hands ids to the resolver's own fan-out, or, for a Resolver
+// of single IDs, to cache.Each with Config.Concurrency at once.
+func (l *Loader) resolveEach(work context.Context, ids <-chan string, fn func(string, cache.Outcome)) {
+	if s, ok := l.res.(Streamer); ok {
+		s.ResolveEach(work, ids, fn)
+		return
+	}
+	cache.Each(work, l.cfg.Concurrency, ids, l.res.Resolve, fn)
+}
+
+// deliver turns one answer into a row for the collector; an answer cut
+// short by work ending leaves its ID pending.
+func (l *Loader) deliver(work context.Context, id string, out cache.Outcome, rows chan<- Row, c *counters) {
+	r, ok := rowFor(work, id, out, l.cfg.Now())
+	if !ok {
+		c.abandoned.Add(1)
+		return
+	}
+	c.done.Add(1)
+	if out.Hit {
+		c.hits.Add(1)
+	}
+	select {
+	case rows <- r:
+	case <-work.Done():
+		c.abandoned.Add(1)
+	}
+}
+
 // read sends pending IDs to ids until the source is exhausted, Limit is
 // reached or ctx ends (not an error: the run was interrupted). The next page
-// is fetched while the current one is sent, so the workers never wait for a
-// page query.
+// is fetched while the current one is sent, so the resolver never waits for
+// a page query.
 func (l *Loader) read(ctx context.Context, sel Selection, ids chan<- string, c *counters) error {
 	ctx, stop := context.WithCancel(ctx)
 	pages := make(chan []string, 1)
@@ -86,6 +116,9 @@ func (l *Loader) read(ctx context.Context, sel Selection, ids chan<- string, c *
 	for page := range pages {
 		for _, id := range page {
 			if l.cfg.Limit > 0 && c.read.Load() >= l.cfg.Limit {
+				return nil
+			}
+			if ctx.Err() != nil { // a select with both ready may pick either
 				return nil
 			}
 			select {
@@ -125,44 +158,6 @@ func (l *Loader) page(ctx context.Context, sel Selection, pages chan<- []string)
 		case pages <- page:
 		case <-ctx.Done():
 			return nil
-		}
-	}
-}
-
-// work resolves IDs one at a time until ids is closed, work ends, or stop
-// ends: then only the lookup in hand is finished.
-func (l *Loader) work(stop, work context.Context, ids <-chan string, rows chan<- Row, c *counters) {
-	for {
-		if stop.Err() != nil {
-			return
-		}
-		var id string
-		select {
-		case v, ok := <-ids:
-			if !ok {
-				return
-			}
-			id = v
-		case <-work.Done():
-			return
-		case <-stop.Done():
-			return
-		}
-		out := l.res.Resolve(work, id)
-		r, ok := rowFor(work, id, out, l.cfg.Now())
-		if !ok {
-			c.abandoned.Add(1)
-			continue
-		}
-		c.done.Add(1)
-		if out.Hit {
-			c.hits.Add(1)
-		}
-		select {
-		case rows <- r:
-		case <-work.Done():
-			c.abandoned.Add(1)
-			return
 		}
 	}
 }

@@ -87,17 +87,81 @@ type Via struct {
 	seq     atomic.Uint64
 	reqs    chan viaRequest
 	// slots holds a token per batch in flight.
-	slots   chan struct{}
-	ctx     context.Context // ends at Close; batches run on it, not on a caller's
-	cancel  context.CancelFunc
-	wg      sync.WaitGroup
-	batches atomic.Int64
-	retries atomic.Int64
+	slots     chan struct{}
+	ctx       context.Context // ends at Close; batches run on it, not on a caller's
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	batches   atomic.Int64
+	retries   atomic.Int64
+	throttled atomic.Int64
 }
 
+// viaRequest is one ID queued for a batch, with the ResolveEach call that
+// waits for it and its key there.
 type viaRequest struct {
-	id  string
-	out chan cache.Outcome // buffered: the sender never waits for a caller that left
+	id   string
+	key  uint64
+	each *viaEach
+}
+
+// viaEach is one ResolveEach call's side of the batches it joined. The
+// batches answer IDs through it; it lets each ID be answered once, and no
+// answer reach fn once the call has returned.
+type viaEach struct {
+	fn func(string, cache.Outcome)
+	// mu guards the fields below and is held while fn runs, so that the
+	// call cannot return while a batch is still calling fn.
+	mu      sync.Mutex
+	next    uint64
+	open    map[uint64]string // IDs queued and not answered yet, by key
+	ended   bool              // the call returned: later answers are dropped
+	inputs  bool              // ids is closed: once open is empty, all is answered
+	settled chan struct{}     // closed when inputs and open is empty
+}
+
+// queue registers id and returns the request to send to the batcher.
+func (e *viaEach) queue(id string) viaRequest {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.next++
+	e.open[e.next] = id
+	return viaRequest{id: id, key: e.next, each: e}
+}
+
+// answer gives one queued ID its outcome, unless it already had one.
+func (e *viaEach) answer(key uint64, o cache.Outcome) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	id, ok := e.open[key]
+	if !ok || e.ended {
+		return
+	}
+	delete(e.open, key)
+	e.fn(id, o)
+	if e.inputs && len(e.open) == 0 {
+		close(e.settled)
+	}
+}
+
+// inputsDone says no more IDs will be queued.
+func (e *viaEach) inputsDone() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.inputs = true
+	if len(e.open) == 0 {
+		close(e.settled)
+	}
+}
+
+// end answers every ID still open with err and drops later answers.
+func (e *viaEach) end(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.ended = true
+	for k, id := range e.open {
+		delete(e.open, k)
+		e.fn(id, cache.Outcome{Err: err})
+	}
 }
 
 // NewVia returns a Via posting to url, the gateway's external-function
@@ -133,22 +197,75 @@ var errViaClosed = errors.New("via: closed")
 
 // Resolve queues id for the next batch and waits for its answer.
 func (v *Via) Resolve(ctx context.Context, id string) cache.Outcome {
-	if err := locapi.ValidateID(id, v.cfg.MaxIDLen); err != nil {
-		return cache.Outcome{Err: err}
-	}
-	r := viaRequest{id: id, out: make(chan cache.Outcome, 1)}
-	select {
-	case v.reqs <- r:
-	case <-ctx.Done():
+	ids := make(chan string, 1)
+	ids <- id
+	close(ids)
+	var out cache.Outcome
+	answered := false
+	v.ResolveEach(ctx, ids, func(_ string, o cache.Outcome) { out, answered = o, true })
+	switch {
+	case answered:
+		return out
+	case ctx.Err() != nil: // id was never taken
 		return cache.Outcome{Err: ctx.Err()}
+	}
+	return cache.Outcome{Err: errViaClosed}
+}
+
+// ResolveEach sends the IDs received from ids to the gateway in batches,
+// at most InFlight batches at once, and gives fn each ID's answer as its
+// batch is answered: no goroutine waits per ID, and the IDs taken but not
+// answered are at most (InFlight+1) x BatchSize. Invalid IDs are answered
+// at once without a request. When ctx ends (or the Via closes) the IDs
+// not answered get its error, no more are taken, and ResolveEach returns;
+// their batches still run, and their answers are dropped.
+func (v *Via) ResolveEach(ctx context.Context, ids <-chan string, fn func(id string, o cache.Outcome)) {
+	e := &viaEach{fn: fn, open: map[uint64]string{}, settled: make(chan struct{})}
+	if err := v.queueAll(ctx, ids, e); err != nil {
+		e.end(err)
+		return
+	}
+	e.inputsDone()
+	select {
+	case <-e.settled:
+	case <-ctx.Done():
+		e.end(ctx.Err())
 	case <-v.ctx.Done():
-		return cache.Outcome{Err: errViaClosed}
+		e.end(errViaClosed)
 	}
-	select {
-	case o := <-r.out:
-		return o
-	case <-ctx.Done():
-		return cache.Outcome{Err: ctx.Err()}
+}
+
+// queueAll hands every ID of ids to the batcher, until ids is closed (nil)
+// or ctx or the Via ends (the error the IDs left open get).
+func (v *Via) queueAll(ctx context.Context, ids <-chan string, e *viaEach) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var id string
+		select {
+		case s, ok := <-ids:
+			if !ok {
+				return nil
+			}
+			id = s
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-v.ctx.Done():
+			return errViaClosed
+		}
+		r := e.queue(id)
+		if err := locapi.ValidateID(id, v.cfg.MaxIDLen); err != nil {
+			e.answer(r.key, cache.Outcome{Err: err})
+			continue
+		}
+		select {
+		case v.reqs <- r:
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-v.ctx.Done():
+			return errViaClosed
+		}
 	}
 }
 
@@ -160,15 +277,17 @@ func (v *Via) Close() error {
 	return nil
 }
 
-// ViaStats count requests to the gateway.
+// ViaStats count requests to the gateway: all a Via can know, since the
+// provider requests are the gateway's.
 type ViaStats struct {
-	Batches int64 // batches sent
-	Retries int64 // requests repeated after 429, 5xx or a transport error
+	Batches   int64 // batches sent
+	Retries   int64 // requests repeated after 429, 5xx or a transport error
+	Throttled int64 // requests the gateway answered 429
 }
 
 // Stats reads the counters.
 func (v *Via) Stats() ViaStats {
-	return ViaStats{Batches: v.batches.Load(), Retries: v.retries.Load()}
+	return ViaStats{Batches: v.batches.Load(), Retries: v.retries.Load(), Throttled: v.throttled.Load()}
 }
 
 // batcher gathers requests into batches: a batch leaves when it is full, or
@@ -226,7 +345,7 @@ func (v *Via) fill(batch *[]viaRequest) bool {
 
 func failAll(batch []viaRequest, err error) {
 	for _, r := range batch {
-		r.out <- cache.Outcome{Err: err}
+		r.each.answer(r.key, cache.Outcome{Err: err})
 	}
 }
 
@@ -255,6 +374,7 @@ func (v *Via) send(batch []viaRequest) {
 	batchID := fmt.Sprintf("%s:%d", v.queryID, v.seq.Add(1))
 	answer, st, err := v.ef.Post(v.ctx, extfunc.Batch{QueryID: v.queryID, BatchID: batchID, Body: body})
 	v.retries.Add(int64(st.Retries))
+	v.throttled.Add(int64(st.Throttled))
 	var values []json.RawMessage
 	if err == nil {
 		values, err = extfunc.DecodeResponse(answer, len(batch))
@@ -264,7 +384,7 @@ func (v *Via) send(batch []viaRequest) {
 		return
 	}
 	for i, r := range batch {
-		r.out <- viaOutcome(values[i])
+		r.each.answer(r.key, viaOutcome(values[i]))
 	}
 }
 
