@@ -64,7 +64,9 @@ func childMain(path string, out io.Writer) error {
 	commitRows, _ := strconv.Atoi(os.Getenv(childCommitEnv))
 	client, err := locapi.New(locapi.Config{
 		URL: os.Getenv(childURLEnv) + sim.EntitiesPath + "{id}?select=id,label,location", Concurrency: conc,
-		Timeout: 2 * time.Second, MaxAttempts: 3, BaseBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		// Nothing hangs: a long timeout keeps a starved machine's slow
+		// answers from using up an ID's three attempts.
+		Timeout: 10 * time.Second, MaxAttempts: 3, BaseBackoff: 5 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
 	}, nil)
 	if err != nil {
 		return err
