@@ -37,11 +37,7 @@ func hotBatch(tb testing.TB) ([]byte, hotResolver) {
 	for i := range ids {
 		id := fmt.Sprintf("Q%07d", i*7919)
 		ids[i] = id
-		s := func(v string) *string { return &v }
-		lat, lon := 52.2297+float64(i)/1e4, 21.0122-float64(i)/1e4
-		rec := &locapi.Record{ID: id, Label: s("Entity " + id), GeoLabel: s("Warsaw, Masovian Voivodeship"),
-			StreetAddress: s(fmt.Sprintf("ul. Marszałkowska %d", i%300)), CityLabel: s("Warsaw"),
-			PostalCode: s("00-001"), CountryLabel: s("Poland"), Latitude: &lat, Longitude: &lon}
+		rec := hotRecord(id, i)
 		js, err := json.Marshal(rec)
 		if err != nil {
 			tb.Fatal(err)
@@ -49,6 +45,15 @@ func hotBatch(tb testing.TB) ([]byte, hotResolver) {
 		res[id] = &cache.Entry{Status: locapi.Found, Record: rec, JSON: js}
 	}
 	return []byte(batchBody(ids)), res
+}
+
+// hotRecord is the full record of entity n: every field set, as most are.
+func hotRecord(id string, n int) *locapi.Record {
+	s := func(v string) *string { return &v }
+	lat, lon := 52.2297+float64(n%10000)/1e4, 21.0122-float64(n%10000)/1e4
+	return &locapi.Record{ID: id, Label: s("Entity " + id), GeoLabel: s("Warsaw, Masovian Voivodeship"),
+		StreetAddress: s(fmt.Sprintf("ul. Marszałkowska %d", n%300)), CityLabel: s("Warsaw"),
+		PostalCode: s("00-001"), CountryLabel: s("Poland"), Latitude: &lat, Longitude: &lon}
 }
 
 // countingWriter is a ResponseWriter that only counts, so the benchmark

@@ -33,15 +33,6 @@ func ParseIdent(s string) (Ident, error) {
 	return Ident{parts: parts}, nil
 }
 
-// MustIdent is ParseIdent for names fixed in the program's source.
-func MustIdent(s string) Ident {
-	id, err := ParseIdent(s)
-	if err != nil {
-		panic(err)
-	}
-	return id
-}
-
 func validPart(p string) bool {
 	if p == "" || len(p) > 255 {
 		return false

@@ -2,8 +2,11 @@ package loader
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/snowgate/snowgate/locapi"
 )
 
 // Default table and column names, as the original job used them.
@@ -96,9 +99,11 @@ const (
 // TypeNames spells each ColumnType in one warehouse's SQL dialect.
 type TypeNames map[ColumnType]string
 
-// Column is one column of a table the loader writes. These definitions are
-// the one truth for every warehouse's DDL and for sql/tables.sql, which a
-// test compares with them column by column.
+// Column is one column of a table the loader writes, with the value a row
+// gives it. These definitions are the one truth for every warehouse's DDL,
+// staging table and merge statements, which name columns and never count
+// them, and for sql/tables.sql, which a test compares with them column by
+// column.
 type Column struct {
 	Name string // upper case, quoted when written
 	Type ColumnType
@@ -108,42 +113,148 @@ type Column struct {
 	// itself, by merging on it; DuckDB also enforces it, Snowflake only
 	// records it.
 	Key bool
+	// Value is the column's value for a valid row: a string, float64,
+	// int64 or time.Time in UTC, or nil for SQL NULL. It is defined for
+	// rows of every outcome, as a staging table holding them all needs; a
+	// table stores only the rows of its own outcomes.
+	Value func(Row) any
 }
 
-func keyColumn(name string) Column {
-	return Column{Name: name, Type: TypeText, NotNull: true, Key: true}
+// Column names the warehouses refer to in their statements.
+const (
+	ColID         = "ID"
+	ColOutcome    = "OUTCOME"
+	ColLabel      = "LABEL"
+	ColReason     = "REASON"
+	ColAttempts   = "ATTEMPTS"
+	ColFailedAt   = "FAILED_AT"
+	ColResolvedAt = "RESOLVED_AT"
+)
+
+func idColumn() Column {
+	return Column{Name: ColID, Type: TypeText, NotNull: true, Key: true, Value: func(r Row) any { return r.ID }}
 }
 
-func notNull(name string, t ColumnType) Column { return Column{Name: name, Type: t, NotNull: true} }
+// labelColumn is the entity's label: a found record's, or a no-location
+// answer's, which has a label and nothing else.
+func labelColumn() Column {
+	return Column{Name: ColLabel, Type: TypeText, Value: func(r Row) any {
+		if r.Outcome == OutcomeFailed || r.Record == nil {
+			return nil
+		}
+		return str(r.Record.Label)
+	}}
+}
 
-func nullable(name string, t ColumnType) Column { return Column{Name: name, Type: t} }
+// locationColumn is a location field of a found record.
+func locationColumn(name string, t ColumnType, field func(*locapi.Record) any) Column {
+	return Column{Name: name, Type: t, Value: func(r Row) any {
+		if r.Outcome != OutcomeFound || r.Record == nil {
+			return nil
+		}
+		return field(r.Record)
+	}}
+}
 
-// TargetColumns are the target's columns, in the order of TargetValues.
-// ID is the key. Location fields are NULL when the provider left them out.
-// RESOLVED_AT is nullable although the loader always writes it: a target
-// made by the original job lacks the column, and adding it to a table that
-// has rows gives those rows NULL.
+func resolvedAt(name string, notNull bool) Column {
+	return Column{Name: name, Type: TypeTimestamp, NotNull: notNull, Value: func(r Row) any { return r.ResolvedAt.UTC() }}
+}
+
+// TargetColumns are the target's columns. ID is the key. Location fields
+// are NULL when the provider left them out. RESOLVED_AT is nullable
+// although the loader always writes it: a target made by the original job
+// lacks the column, and adding it to a table that has rows gives those rows
+// NULL.
 func TargetColumns() []Column {
+	text := func(name string, field func(*locapi.Record) *string) Column {
+		return locationColumn(name, TypeText, func(rec *locapi.Record) any { return str(field(rec)) })
+	}
+	float := func(name string, field func(*locapi.Record) *float64) Column {
+		return locationColumn(name, TypeFloat, func(rec *locapi.Record) any { return num(field(rec)) })
+	}
 	return []Column{
-		keyColumn("ID"), nullable("LABEL", TypeText), nullable("GEO_LABEL", TypeText),
-		nullable("CITY_LABEL", TypeText), nullable("POSTAL_CODE", TypeText), nullable("COUNTRY_LABEL", TypeText),
-		nullable("LATITUDE", TypeFloat), nullable("LONGITUDE", TypeFloat), nullable("STREET_ADDRESS", TypeText),
-		nullable("RESOLVED_AT", TypeTimestamp),
+		idColumn(), labelColumn(),
+		text("GEO_LABEL", func(r *locapi.Record) *string { return r.GeoLabel }),
+		text("CITY_LABEL", func(r *locapi.Record) *string { return r.CityLabel }),
+		text("POSTAL_CODE", func(r *locapi.Record) *string { return r.PostalCode }),
+		text("COUNTRY_LABEL", func(r *locapi.Record) *string { return r.CountryLabel }),
+		float("LATITUDE", func(r *locapi.Record) *float64 { return r.Latitude }),
+		float("LONGITUDE", func(r *locapi.Record) *float64 { return r.Longitude }),
+		text("STREET_ADDRESS", func(r *locapi.Record) *string { return r.StreetAddress }),
+		resolvedAt(ColResolvedAt, false),
 	}
 }
 
-// MissColumns are the misses table's columns, in the order of MissValues.
-// OUTCOME is "not_found" or "no_location"; LABEL is the entity's label of a
-// no-location answer.
+// MissColumns are the misses table's columns. OUTCOME is "not_found" or
+// "no_location"; LABEL is the entity's label of a no-location answer.
 func MissColumns() []Column {
-	return []Column{keyColumn("ID"), notNull("OUTCOME", TypeText), nullable("LABEL", TypeText), notNull("RESOLVED_AT", TypeTimestamp)}
+	return []Column{
+		idColumn(),
+		{Name: ColOutcome, Type: TypeText, NotNull: true, Value: func(r Row) any { return string(r.Outcome) }},
+		labelColumn(),
+		resolvedAt(ColResolvedAt, true),
+	}
 }
 
-// FailureColumns are the failures table's columns, in the order of
-// FailureValues. ATTEMPTS counts the runs that failed on the ID. REASON is
-// never NULL: every warehouse refuses a failed row without one.
+// FailureColumns are the failures table's columns. ATTEMPTS counts the runs
+// that failed on the ID: a row gives 1, and a merge adds the attempts
+// already recorded. REASON is never NULL: every warehouse refuses a failed
+// row without one.
 func FailureColumns() []Column {
-	return []Column{keyColumn("ID"), notNull("REASON", TypeText), notNull("ATTEMPTS", TypeInt), notNull("FAILED_AT", TypeTimestamp)}
+	return []Column{
+		idColumn(),
+		{Name: ColReason, Type: TypeText, NotNull: true, Value: func(r Row) any {
+			if r.Outcome != OutcomeFailed {
+				return nil
+			}
+			return r.Reason
+		}},
+		{Name: ColAttempts, Type: TypeInt, NotNull: true, Value: func(Row) any { return int64(1) }},
+		resolvedAt(ColFailedAt, true),
+	}
+}
+
+// StageColumns are the columns of the three tables, each name once (the
+// first table's definition, in the order target, misses, failures), all
+// nullable: a staging table holding rows of every outcome, from which each
+// table takes its own columns by name.
+func StageColumns() []Column {
+	var out []Column
+	seen := map[string]bool{}
+	for _, cols := range [][]Column{TargetColumns(), MissColumns(), FailureColumns()} {
+		for _, c := range cols {
+			if !seen[c.Name] {
+				seen[c.Name] = true
+				c.NotNull, c.Key = false, false
+				out = append(out, c)
+			}
+		}
+	}
+	return out
+}
+
+// Pick returns the columns of cols with the given names, in the order of
+// names. The names are the program's own constants, so one that is not
+// there is a bug, and Pick panics naming it.
+func Pick(cols []Column, names ...string) []Column {
+	out := make([]Column, 0, len(names))
+	for _, n := range names {
+		i := slices.IndexFunc(cols, func(c Column) bool { return c.Name == n })
+		if i < 0 {
+			panic(fmt.Sprintf("loader: no column %s among %v", n, Names(cols)))
+		}
+		out = append(out, cols[i])
+	}
+	return out
+}
+
+// Names are cols' names.
+func Names(cols []Column) []string {
+	out := make([]string, len(cols))
+	for i, c := range cols {
+		out[i] = c.Name
+	}
+	return out
 }
 
 // CreateTableSQL is the CREATE TABLE IF NOT EXISTS statement for table with
@@ -179,35 +290,6 @@ func ColumnList(cols []Column, alias string) string {
 		}
 	}
 	return strings.Join(names, ", ")
-}
-
-// TargetValues is a found row's values in TargetColumns order; absent
-// fields are nil (SQL NULL).
-func TargetValues(r Row) []any {
-	v := make([]any, 0, 10)
-	v = append(v, r.ID)
-	rec := r.Record
-	if rec == nil {
-		return append(v, nil, nil, nil, nil, nil, nil, nil, nil, r.ResolvedAt.UTC())
-	}
-	return append(v, str(rec.Label), str(rec.GeoLabel), str(rec.CityLabel), str(rec.PostalCode),
-		str(rec.CountryLabel), num(rec.Latitude), num(rec.Longitude), str(rec.StreetAddress), r.ResolvedAt.UTC())
-}
-
-// MissValues is a not-found or no-location row's values in MissColumns
-// order.
-func MissValues(r Row) []any {
-	var label any
-	if r.Record != nil {
-		label = str(r.Record.Label)
-	}
-	return []any{r.ID, string(r.Outcome), label, r.ResolvedAt.UTC()}
-}
-
-// FailureValues is a failed row's values in FailureColumns order, counting
-// this failure as attempt 1; a merge adds the attempts already recorded.
-func FailureValues(r Row) []any {
-	return []any{r.ID, r.Reason, int64(1), r.ResolvedAt.UTC()}
 }
 
 // str and num turn optional fields into driver values, nil for NULL.

@@ -45,21 +45,9 @@ var duckDBTypes = loader.TypeNames{loader.TypeText: "VARCHAR", loader.TypeFloat:
 
 // stageTable is the temporary table a commit appends to before merging,
 // created and dropped by each commit: DuckDB does not give back the memory of
-// rows deleted from a temporary table. Its columns follow stageColumns.
+// rows deleted from a temporary table. Its columns are loader.StageColumns,
+// from which each result table takes its own by name.
 const stageTable = "SNOWGATE_STAGE"
-
-func nullable(name string, t loader.ColumnType) loader.Column {
-	return loader.Column{Name: name, Type: t}
-}
-
-func stageColumns() []loader.Column {
-	return []loader.Column{
-		nullable("ID", loader.TypeText), nullable("OUTCOME", loader.TypeText), nullable("LABEL", loader.TypeText), nullable("GEO_LABEL", loader.TypeText),
-		nullable("CITY_LABEL", loader.TypeText), nullable("POSTAL_CODE", loader.TypeText), nullable("COUNTRY_LABEL", loader.TypeText),
-		nullable("LATITUDE", loader.TypeFloat), nullable("LONGITUDE", loader.TypeFloat), nullable("STREET_ADDRESS", loader.TypeText),
-		nullable("REASON", loader.TypeText), nullable("ATTEMPTS", loader.TypeInt), nullable("RESOLVED_AT", loader.TypeTimestamp),
-	}
-}
 
 // Warehouse is the embedded warehouse: one DuckDB file holding the source (or
 // reading a CSV/Parquet file) and the target, misses and failures tables.
@@ -548,8 +536,9 @@ func (d *Warehouse) appendStage(rows []loader.Row) error {
 		if err != nil {
 			return fmt.Errorf("stage appender: %w", err)
 		}
+		cols := loader.StageColumns()
 		for _, r := range rows {
-			if err := a.AppendRow(stageValues(r)...); err != nil {
+			if err := a.AppendRow(stageValues(cols, r)...); err != nil {
 				a.Close()
 				return fmt.Errorf("stage row %q: %w", r.ID, err)
 			}
@@ -561,20 +550,13 @@ func (d *Warehouse) appendStage(rows []loader.Row) error {
 	})
 }
 
-func stageValues(r loader.Row) []driver.Value {
-	t := loader.TargetValues(r) // ID, 8 fields, RESOLVED_AT
-	var label, reason driver.Value
-	if r.Outcome == loader.OutcomeFound {
-		label = t[1]
-	} else if r.Record != nil {
-		if l := r.Record.Label; l != nil {
-			label = *l
-		}
+// stageValues is r's values in the order of cols, the staging table's.
+func stageValues(cols []loader.Column, r loader.Row) []driver.Value {
+	v := make([]driver.Value, len(cols))
+	for i, c := range cols {
+		v[i] = c.Value(r)
 	}
-	if r.Outcome == loader.OutcomeFailed {
-		reason = r.Reason
-	}
-	return []driver.Value{r.ID, string(r.Outcome), label, t[2], t[3], t[4], t[5], t[6], t[7], t[8], reason, int64(1), t[9]}
+	return v
 }
 
 // Commit stages rows with the Appender, then merges them in one
@@ -596,7 +578,7 @@ func (d *Warehouse) Commit(ctx context.Context, rows []loader.Row) error {
 }
 
 func (d *Warehouse) commit(ctx context.Context, rows []loader.Row) error {
-	create := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %q (%s)", stageTable, columnDefs(stageColumns(), duckDBTypes))
+	create := fmt.Sprintf("CREATE OR REPLACE TEMP TABLE %q (%s)", stageTable, columnDefs(loader.StageColumns(), duckDBTypes))
 	if _, err := d.w.ExecContext(ctx, create); err != nil {
 		return fmt.Errorf("commit: create staging table: %w", err)
 	}
@@ -673,18 +655,20 @@ WHERE st."ID" = f."ID" AND st."OUTCOME" = 'failed' AND f."ID" BETWEEN $1 AND $2`
 			fmt.Sprintf(`DELETE FROM %s WHERE %s`, t, inStage(`"OUTCOME" <> 'failed'`)),
 			fmt.Sprintf(`DELETE FROM %s WHERE %s`, m, inStage(`"OUTCOME" <> 'failed'`)))
 	}
+	// Each table takes its own columns from the stage, by name.
+	insert := func(into loader.Ident, cols []loader.Column, where string) string {
+		list := loader.ColumnList(cols, "")
+		return fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s WHERE "OUTCOME" %s`, into, list, list, stage, where)
+	}
 	if found {
-		s = append(s, fmt.Sprintf(`INSERT INTO %s (%s) SELECT %s FROM %s WHERE "OUTCOME" = 'found'`,
-			t, loader.ColumnList(loader.TargetColumns(), ""), loader.ColumnList(loader.TargetColumns(), ""), stage))
+		s = append(s, insert(t, loader.TargetColumns(), "= 'found'"))
 	}
 	if missed {
-		s = append(s, fmt.Sprintf(`INSERT INTO %s (%s) SELECT "ID", "OUTCOME", "LABEL", "RESOLVED_AT" FROM %s
-WHERE "OUTCOME" IN ('not_found', 'no_location')`, m, loader.ColumnList(loader.MissColumns(), ""), stage))
+		s = append(s, insert(m, loader.MissColumns(), "IN ('not_found', 'no_location')"))
 	}
 	s = append(s, fmt.Sprintf(`DELETE FROM %s WHERE %s`, f, inStage("true")))
 	if failed {
-		s = append(s, fmt.Sprintf(`INSERT INTO %s (%s) SELECT "ID", "REASON", "ATTEMPTS", "RESOLVED_AT" FROM %s
-WHERE "OUTCOME" = 'failed'`, f, loader.ColumnList(loader.FailureColumns(), ""), stage))
+		s = append(s, insert(f, loader.FailureColumns(), "= 'failed'"))
 	}
 	return s
 }

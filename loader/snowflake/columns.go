@@ -16,13 +16,39 @@ import (
 const maxReasonLen = 1000
 
 // columns is a batch of rows turned column-wise, the shape array binding
-// wants: one slice per staging column, all of the same length. Nullable
-// columns are []any holding a value or nil (SQL NULL).
+// wants: one slice per staging column (stagingCols), all of the same length.
 type columns struct {
-	id, outcome []string
-	location    [][]any // one per locationCols
-	reason      []any
-	resolvedAt  []time.Time
+	cols []loader.Column
+	data []column // one per cols
+	n    int
+}
+
+// column holds one staging column's values in the one of its slices that
+// gosnowflake binds with the right type: strs for ID and OUTCOME, which a
+// staged row always has, times for timestamps (TIMESTAMP_NTZ), vals for the
+// rest, a value or nil (SQL NULL).
+type column struct {
+	strs  []string
+	times []time.Time
+	vals  []any
+}
+
+type bindKind int
+
+const (
+	bindVals bindKind = iota
+	bindStrs
+	bindTimes
+)
+
+func kindOf(c loader.Column) bindKind {
+	switch {
+	case c.Type == loader.TypeTimestamp:
+		return bindTimes
+	case c.Name == loader.ColID || c.Name == loader.ColOutcome:
+		return bindStrs
+	}
+	return bindVals
 }
 
 // newColumns validates rows and transposes them. An ID appearing more than
@@ -73,41 +99,47 @@ func checkRow(r loader.Row) error {
 }
 
 func (c *columns) grow(n int) {
-	c.id = make([]string, 0, n)
-	c.outcome = make([]string, 0, n)
-	c.location = make([][]any, len(locationCols()))
-	for i := range c.location {
-		c.location[i] = make([]any, 0, n)
+	c.cols = stagingCols()
+	c.data = make([]column, len(c.cols))
+	for i, col := range c.cols {
+		switch kindOf(col) {
+		case bindStrs:
+			c.data[i].strs = make([]string, 0, n)
+		case bindTimes:
+			c.data[i].times = make([]time.Time, 0, n)
+		default:
+			c.data[i].vals = make([]any, 0, n)
+		}
 	}
-	c.reason = make([]any, 0, n)
-	c.resolvedAt = make([]time.Time, 0, n)
 }
 
+// add appends r's value of every staging column, by the column's own
+// accessor. Text other than the ID is made valid UTF-8, which Snowflake
+// VARCHAR requires, and a failure reason is capped.
 func (c *columns) add(r loader.Row) {
-	c.id = append(c.id, r.ID)
-	c.outcome = append(c.outcome, string(r.Outcome))
-	loc := make([]any, len(c.location))
-	switch {
-	case r.Outcome == loader.OutcomeFound:
-		// TargetValues is ID, the location columns, RESOLVED_AT.
-		copy(loc, loader.TargetValues(r)[1:])
-	case r.Outcome != loader.OutcomeFailed && r.Record != nil && r.Record.Label != nil:
-		loc[0] = *r.Record.Label // a no-location entity still has its label
-	}
-	for i, v := range loc {
-		if s, ok := v.(string); ok {
-			v = strings.ToValidUTF8(s, "\uFFFD")
+	for i, col := range c.cols {
+		v := col.Value(r)
+		d := &c.data[i]
+		switch kindOf(col) {
+		case bindStrs:
+			d.strs = append(d.strs, v.(string))
+		case bindTimes:
+			// UTC (as Value gives it): the inline bind sends epoch
+			// nanoseconds but the stage upload formats wall-clock text,
+			// and both must mean the same TIMESTAMP_NTZ.
+			d.times = append(d.times, v.(time.Time))
+		default:
+			if s, ok := v.(string); ok {
+				if col.Name == loader.ColReason {
+					v = shorten(s)
+				} else {
+					v = strings.ToValidUTF8(s, "\uFFFD")
+				}
+			}
+			d.vals = append(d.vals, v)
 		}
-		c.location[i] = append(c.location[i], v)
 	}
-	var reason any
-	if r.Outcome == loader.OutcomeFailed {
-		reason = shorten(r.Reason)
-	}
-	c.reason = append(c.reason, reason)
-	// UTC: the inline bind sends epoch nanoseconds but the stage upload
-	// formats wall-clock text, and both must mean the same TIMESTAMP_NTZ.
-	c.resolvedAt = append(c.resolvedAt, r.ResolvedAt.UTC())
+	c.n++
 }
 
 func shorten(s string) string {
@@ -122,7 +154,7 @@ func shorten(s string) string {
 	return s[:cut]
 }
 
-func (c *columns) len() int { return len(c.id) }
+func (c *columns) len() int { return c.n }
 
 // args returns the bind arguments of insertStagingSQL for rows [lo, hi), in
 // the order of stagingCols. Each is a gosnowflake array bind: one ? carries a
@@ -130,12 +162,20 @@ func (c *columns) len() int { return len(c.id) }
 // at or above the session's CLIENT_STAGE_ARRAY_BINDING_THRESHOLD (rows x
 // columns), uploads them as CSV to a temporary stage and binds the stage.
 func (c *columns) args(lo, hi int) []any {
-	id, outcome := c.id[lo:hi], c.outcome[lo:hi]
-	args := []any{sf.Array(&id), sf.Array(&outcome)}
-	for i := range c.location {
-		col := c.location[i][lo:hi]
-		args = append(args, sf.Array(&col))
+	args := make([]any, len(c.cols))
+	for i, col := range c.cols {
+		d := c.data[i]
+		switch kindOf(col) {
+		case bindStrs:
+			s := d.strs[lo:hi]
+			args[i] = sf.Array(&s)
+		case bindTimes:
+			t := d.times[lo:hi]
+			args[i] = sf.Array(&t, sf.TimestampNTZType)
+		default:
+			v := d.vals[lo:hi]
+			args[i] = sf.Array(&v)
+		}
 	}
-	reason, at := c.reason[lo:hi], c.resolvedAt[lo:hi]
-	return append(args, sf.Array(&reason), sf.Array(&at, sf.TimestampNTZType))
+	return args
 }

@@ -10,16 +10,13 @@ import (
 	"github.com/snowgate/snowgate/loader"
 )
 
-// Column names this package writes itself. Like every loader.Ident they are
-// upper-case and quoted.
+// The loader's column names this package writes into statements itself,
+// quoted like every loader.Ident.
 const (
-	colID         = `"ID"`
-	colOutcome    = `"OUTCOME"`
-	colLabel      = `"LABEL"`
-	colReason     = `"REASON"`
-	colAttempts   = `"ATTEMPTS"`
-	colFailedAt   = `"FAILED_AT"`
-	colResolvedAt = `"RESOLVED_AT"`
+	colID         = `"` + loader.ColID + `"`
+	colOutcome    = `"` + loader.ColOutcome + `"`
+	colAttempts   = `"` + loader.ColAttempts + `"`
+	colResolvedAt = `"` + loader.ColResolvedAt + `"`
 
 	maxIdentPartSize = 255
 	// suffixStaging names the session's temporary staging table after the
@@ -33,20 +30,28 @@ var sfTypes = loader.TypeNames{
 	loader.TypeInt: "NUMBER(10,0)", loader.TypeTimestamp: "TIMESTAMP_NTZ",
 }
 
-// locationCols are the target's data columns (all but ID and RESOLVED_AT),
-// in the order of loader.TargetValues, which fills them.
+// locationCols are the target's data columns: all but its ID and
+// RESOLVED_AT, in the target's order.
 func locationCols() []loader.Column {
-	cols := loader.TargetColumns()
-	return cols[1 : len(cols)-1]
+	var out []loader.Column
+	for _, c := range loader.TargetColumns() {
+		if c.Name != loader.ColID && c.Name != loader.ColResolvedAt {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
-// stagingCols is the staging table's columns, which is also the order of the
-// bulk insert's binds (see columns.args).
+// stagingCols is the staging table's columns, picked by name from the
+// loader's staging columns, which is also the order of the bulk insert's
+// binds (see columns.args). A failure's FAILED_AT and ATTEMPTS are not
+// staged: the failures MERGE takes the first from RESOLVED_AT and counts the
+// second itself.
 func stagingCols() []loader.Column {
-	cols := []loader.Column{{Name: "ID", Type: loader.TypeText}, {Name: "OUTCOME", Type: loader.TypeText}}
-	cols = append(cols, locationCols()...)
-	return append(cols, loader.Column{Name: "REASON", Type: loader.TypeText},
-		loader.Column{Name: "RESOLVED_AT", Type: loader.TypeTimestamp})
+	names := []string{loader.ColID, loader.ColOutcome}
+	names = append(names, loader.Names(locationCols())...)
+	names = append(names, loader.ColReason, loader.ColResolvedAt)
+	return loader.Pick(loader.StageColumns(), names...)
 }
 
 func quoted(cols []loader.Column) []string {
@@ -166,13 +171,13 @@ func (t tables) mergeSQL() []string {
 	missed := "IN (" + missOutcomes() + ")"
 	failed := "= " + sqlString(string(loader.OutcomeFailed))
 	targetCols := quoted(loader.TargetColumns())
-	missCols := []string{colID, colOutcome, colLabel, colResolvedAt}
+	missCols := quoted(loader.MissColumns())
 	return []string{
 		t.merge(mergeSpec{into: t.target, where: found, cols: targetCols, src: targetCols}),
 		t.merge(mergeSpec{into: t.misses, where: missed, cols: missCols, src: missCols}),
 		t.merge(mergeSpec{into: t.failures, where: failed,
-			cols:    []string{colID, colReason, colFailedAt},
-			src:     []string{colID, colReason, colResolvedAt},
+			cols:    quoted(loader.Pick(loader.FailureColumns(), loader.ColID, loader.ColReason, loader.ColFailedAt)),
+			src:     quoted(loader.Pick(loader.StageColumns(), loader.ColID, loader.ColReason, loader.ColResolvedAt)),
 			counter: colAttempts}),
 		t.deleteStaged(t.failures, "<> "+sqlString(string(loader.OutcomeFailed))),
 		t.deleteStaged(t.misses, found),

@@ -28,6 +28,15 @@ func mustTables(t *testing.T, source, idCol, target string) tables {
 	return tb
 }
 
+func mustIdent(t *testing.T, s string) loader.Ident {
+	t.Helper()
+	id, err := loader.ParseIdent(s)
+	if err != nil {
+		t.Fatalf("ParseIdent(%q): %v", s, err)
+	}
+	return id
+}
+
 // allSQL is every statement text the warehouse can send for tb.
 func allSQL(tb tables) []string {
 	out := append(tb.setupSQL(), tb.createStagingSQL(), tb.truncateStagingSQL(), tb.insertStagingSQL())
@@ -94,8 +103,8 @@ func TestHostileNamesRejected(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{"qualified id column", Config{Tables: loader.Tables{IDColumn: loader.MustIdent("s.id")}}, "must be a plain column name"},
-		{"target too long for its derived tables", Config{Tables: loader.Tables{Target: loader.MustIdent(long)}}, "too long"},
+		{"qualified id column", Config{Tables: loader.Tables{IDColumn: mustIdent(t, "s.id")}}, "must be a plain column name"},
+		{"target too long for its derived tables", Config{Tables: loader.Tables{Target: mustIdent(t, long)}}, "too long"},
 		{"source file", Config{Tables: loader.Tables{SourceFile: "ids.parquet"}}, "DuckDB feature"},
 		{"negative insert rows", Config{InsertRows: -1}, "negative"},
 	}

@@ -1,0 +1,338 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/snowgate/snowgate/cache"
+	"github.com/snowgate/snowgate/extfunc"
+	"github.com/snowgate/snowgate/locapi"
+)
+
+// The load of BenchmarkServeHTTP: httpConns batches in flight at once, as
+// a warehouse's parallel batches are, each a 4,096-row batch of one of
+// httpSets row sets, every one with its own batch id; httpRound batches per
+// server per iteration; one answer in checkEvery checked row by row.
+const (
+	httpConns  = 8
+	httpSets   = 8
+	httpRound  = 64
+	checkEvery = 10
+)
+
+// BenchmarkServeHTTP is the hot pass over loopback HTTP, against the
+// gateway as `snowgate serve` runs it (a warm cache.Resolver, the JSON
+// summary line, metrics registered) and against a replay server: plain
+// net/http answering each batch with the gateway's own gzipped answer to
+// it, captured beforehand, so that only HTTP and the client's own cost
+// remain. The two are measured in turn within every iteration, with the
+// same client and load, so "of-replay" (the gateway's rows/s over the
+// replay's) compares like with like on a busy machine; absolute rows/s do
+// not.
+func BenchmarkServeHTTP(b *testing.B) {
+	ld := newHTTPLoad(b)
+	gwURL := ld.serveGateway(b)
+	rpURL := ld.serveReplay(b, gwURL)
+	gw, rp := ld.client(b, gwURL), ld.client(b, rpURL)
+	b.ReportAllocs()
+	var gw1, rp1 phase
+	i := 0
+	for b.Loop() {
+		// Alternate the order, so neither side always inherits the other's
+		// garbage to collect.
+		if i%2 == 0 {
+			gw1.add(ld.round(b, gw))
+			rp1.add(ld.round(b, rp))
+		} else {
+			rp1.add(ld.round(b, rp))
+			gw1.add(ld.round(b, gw))
+		}
+		i++
+	}
+	rows := float64(i * httpRound * hotRows)
+	gwRate, rpRate := rows/gw1.wall.Seconds(), rows/rp1.wall.Seconds()
+	b.ReportMetric(gwRate, "gateway-rows/s")
+	b.ReportMetric(rpRate, "replay-rows/s")
+	b.ReportMetric(gwRate/rpRate, "of-replay")
+	if gw1.cpu > 0 {
+		// What the ratio would be with the process alone on the machine:
+		// both sides keep every core busy, so rows/s follow CPU per row.
+		b.ReportMetric(rp1.cpu.Seconds()/gw1.cpu.Seconds(), "cpu-of-replay")
+		b.ReportMetric(gw1.cpu.Seconds()*1e6/rows*hotRows, "gateway-cpu-µs/batch")
+		b.ReportMetric(rp1.cpu.Seconds()*1e6/rows*hotRows, "replay-cpu-µs/batch")
+	}
+}
+
+// phase adds up the wall and CPU time of one side's rounds.
+type phase struct{ wall, cpu time.Duration }
+
+func (p *phase) add(q phase) { p.wall += q.wall; p.cpu += q.cpu }
+
+// httpLoad is the client side of BenchmarkServeHTTP and what it checks.
+type httpLoad struct {
+	res     *cache.Resolver
+	bodies  []extfunc.Batch     // per row set, gzipped as Snowflake sends it
+	want    [][]json.RawMessage // per row set, the value of every row
+	wantLen []int               // per row set, the decompressed answer's length
+	answers [][]byte            // per row set, the gateway's gzipped answer (replay)
+	queryID string              // unique per load, so batch ids never repeat
+	seq     atomic.Int64        // batches sent so far, for their ids
+	mu      sync.Mutex          // guards closers
+	closers []func()            // servers and connections, closed at cleanup
+}
+
+// newHTTPLoad builds the row sets and a cache.Resolver holding every ID,
+// warmed by one ResolveMany so every batch is a hit.
+func newHTTPLoad(b *testing.B) *httpLoad {
+	recs := map[string]*locapi.Record{}
+	ld := &httpLoad{queryID: fmt.Sprintf("01bench-%d", time.Now().UnixNano())}
+	var all []string
+	for set := range httpSets {
+		ids := make([]string, hotRows)
+		want := make([]json.RawMessage, hotRows)
+		for i := range ids {
+			n := set*hotRows + i
+			ids[i] = fmt.Sprintf("Q%07d", n*7919)
+			recs[ids[i]] = hotRecord(ids[i], n)
+			js, err := json.Marshal(recs[ids[i]])
+			if err != nil {
+				b.Fatal(err)
+			}
+			want[i] = js
+		}
+		all = append(all, ids...)
+		ld.want = append(ld.want, want)
+		ld.wantLen = append(ld.wantLen, len(answerOf(want)))
+		body, err := extfunc.EncodeColumn(ids)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ld.bodies = append(ld.bodies, extfunc.Batch{Body: body})
+	}
+	res, err := cache.New(cache.LookupFunc(func(_ context.Context, id string) (locapi.Result, error) {
+		if r := recs[id]; r != nil {
+			return locapi.Result{Status: locapi.Found, Record: r, Requests: 1}, nil
+		}
+		return locapi.Result{Status: locapi.NotFound, Requests: 1}, nil
+	}), cache.Config{}, prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = res.Close() })
+	if _, st := res.ResolveMany(context.Background(), all); st.Fetched != len(all) {
+		b.Fatalf("warming the cache fetched %d of %d IDs", st.Fetched, len(all))
+	}
+	ld.res = res
+	b.Cleanup(ld.close)
+	return ld
+}
+
+// answerOf is the answer {"data":[[0,v0],...]} the gateway gives.
+func answerOf(values []json.RawMessage) []byte {
+	var buf bytes.Buffer
+	buf.WriteString(`{"data":[`)
+	for i, v := range values {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		fmt.Fprintf(&buf, "[%d,%s]", i, v)
+	}
+	buf.WriteString("]}")
+	return buf.Bytes()
+}
+
+func (ld *httpLoad) close() {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	for i := len(ld.closers) - 1; i >= 0; i-- {
+		ld.closers[i]()
+	}
+}
+
+func (ld *httpLoad) onClose(f func()) {
+	ld.mu.Lock()
+	defer ld.mu.Unlock()
+	ld.closers = append(ld.closers, f)
+}
+
+// serveGateway starts the gateway on 127.0.0.1 with serve's defaults, and
+// returns its function URL.
+func (ld *httpLoad) serveGateway(b *testing.B) string {
+	reg := prometheus.NewRegistry()
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	s, err := New(ld.res, Config{Logger: log}, reg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	ld.onClose(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("gateway Serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String() + defaultPath
+}
+
+// serveReplay captures the gateway's gzipped answer to each row set, then
+// starts the replay server on 127.0.0.1 and returns its URL.
+func (ld *httpLoad) serveReplay(b *testing.B, gwURL string) string {
+	c := ld.client(b, gwURL)
+	hc := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	defer hc.CloseIdleConnections()
+	for set, body := range ld.bodies {
+		bt, _ := ld.batch(set, body)
+		req, err := c.Request(context.Background(), http.MethodPost, bt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ans, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Encoding") != "gzip" {
+			b.Fatalf("capturing set %d: got %d %q, %v; want 200 gzip", set, resp.StatusCode, resp.Header.Get("Content-Encoding"), err)
+		}
+		ld.answers = append(ld.answers, ans)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(ld.replay), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	ld.onClose(func() { _ = srv.Close() })
+	return "http://" + ln.Addr().String() + defaultPath
+}
+
+// replay answers a batch with the kept answer of its row set, named by
+// the batch id's last field, after reading the body as any server must.
+func (ld *httpLoad) replay(w http.ResponseWriter, r *http.Request) {
+	_, _ = io.Copy(io.Discard, r.Body)
+	id := r.Header.Get(extfunc.HeaderBatchID)
+	set, err := strconv.Atoi(id[strings.LastIndexByte(id, ':')+1:])
+	if err != nil || set < 0 || set >= len(ld.answers) {
+		http.Error(w, "unknown batch id "+strconv.Quote(id), http.StatusBadRequest)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Encoding", "gzip")
+	h.Set("Vary", "Accept-Encoding")
+	h.Set("Content-Length", strconv.Itoa(len(ld.answers[set])))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(ld.answers[set])
+}
+
+// client is an extfunc client of url with gzip both ways, as Snowflake's
+// COMPRESSION = AUTO asks, keeping a connection per batch in flight. It
+// makes one attempt per batch: a retry would hide a failure.
+func (ld *httpLoad) client(b *testing.B, url string) *extfunc.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = httpConns
+	c, err := extfunc.New(url, extfunc.Config{
+		Function:    extfunc.Function{Name: "RESOLVE_LOCATION", Signature: "(ID VARCHAR)", ReturnType: "VARIANT"},
+		Gzip:        true,
+		HTTPClient:  &http.Client{Transport: tr},
+		MaxAttempts: 1,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i, body := range ld.bodies {
+		if !body.Gzipped {
+			if ld.bodies[i], err = c.Compress(body); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	ld.onClose(tr.CloseIdleConnections)
+	return c
+}
+
+// batch is row set set under a batch id of its own, and its number in
+// the load; the id's last field names the set, for the replay server.
+func (ld *httpLoad) batch(set int, body extfunc.Batch) (extfunc.Batch, int64) {
+	n := ld.seq.Add(1)
+	body.QueryID = ld.queryID
+	body.BatchID = fmt.Sprintf("%s:%d:%d", ld.queryID, n, set)
+	return body, n
+}
+
+// round sends httpRound batches over httpConns connections and returns how
+// long they took, in wall and process CPU time. Every answer must be a 200
+// to the first request, of the expected length; every checkEvery-th is
+// decoded and checked row by row.
+func (ld *httpLoad) round(b *testing.B, c *extfunc.Client) phase {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var first error
+	var once sync.Once
+	fail := func(err error) { once.Do(func() { first = err }) }
+	start, cpu := time.Now(), processCPU()
+	for range httpConns {
+		wg.Go(func() {
+			for k := next.Add(1) - 1; k < httpRound; k = next.Add(1) - 1 {
+				if err := ld.send(c, int(k)); err != nil {
+					fail(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	p := phase{wall: time.Since(start), cpu: processCPU() - cpu}
+	if first != nil {
+		b.Fatal(first)
+	}
+	return p
+}
+
+// send posts batch k of a round and checks its answer.
+func (ld *httpLoad) send(c *extfunc.Client, k int) error {
+	set := k % httpSets
+	bt, n := ld.batch(set, ld.bodies[set])
+	body, st, err := c.Post(context.Background(), bt)
+	switch {
+	case err != nil:
+		return fmt.Errorf("batch %s: %w", bt.BatchID, err)
+	case st.Requests != 1:
+		return fmt.Errorf("batch %s: %d requests; want 1", bt.BatchID, st.Requests)
+	case len(body) != ld.wantLen[set]:
+		return fmt.Errorf("batch %s: answer of %d bytes; want %d", bt.BatchID, len(body), ld.wantLen[set])
+	case n%checkEvery != 0:
+		return nil
+	}
+	values, err := extfunc.DecodeResponse(body, hotRows)
+	if err != nil {
+		return fmt.Errorf("batch %s: %w", bt.BatchID, err)
+	}
+	for i, v := range values {
+		if !bytes.Equal(v, ld.want[set][i]) {
+			return fmt.Errorf("batch %s row %d: got %.80s; want %.80s", bt.BatchID, i, v, ld.want[set][i])
+		}
+	}
+	return nil
+}
