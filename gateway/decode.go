@@ -3,9 +3,6 @@ package gateway
 import (
 	"bufio"
 	"bytes"
-	"compress/flate"
-	"compress/gzip"
-	"compress/zlib"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -17,6 +14,12 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	// klauspost's inflate takes about two thirds of the standard library's
+	// time on a gzipped batch, with the same API.
+	"github.com/klauspost/compress/flate"
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zlib"
 
 	"github.com/snowgate/snowgate/locapi"
 )
