@@ -124,7 +124,6 @@ type Column struct {
 const (
 	ColID         = "ID"
 	ColOutcome    = "OUTCOME"
-	ColLabel      = "LABEL"
 	ColReason     = "REASON"
 	ColAttempts   = "ATTEMPTS"
 	ColFailedAt   = "FAILED_AT"
@@ -138,7 +137,7 @@ func idColumn() Column {
 // labelColumn is the entity's label: a found record's, or a no-location
 // answer's, which has a label and nothing else.
 func labelColumn() Column {
-	return Column{Name: ColLabel, Type: TypeText, Value: func(r Row) any {
+	return Column{Name: "LABEL", Type: TypeText, Value: func(r Row) any {
 		if r.Outcome == OutcomeFailed || r.Record == nil {
 			return nil
 		}
