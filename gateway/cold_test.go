@@ -49,18 +49,23 @@ func coldBatch(t testing.TB, st *stack, round int) time.Duration {
 // TestColdBatchLatency guards the fan-out: 4,096 uncached IDs, 20 ms
 // provider latency, no rate limit, 256 in flight must answer near the
 // 320 ms bound, not in 4,096 x 20 ms. The target (1.25 x 320 ms) is measured
-// by BenchmarkColdBatch; on a shared two-core machine a bare net/http client
-// alone takes about 1.17x, so the test allows 2x to stay reliable.
+// by BenchmarkColdBatch. What the machine can do at the moment is measured
+// beside it: the bare net/http fan-out to the same simulator, round by
+// round. A busy machine slows both alike (1.1-1.3x apart beside two busy
+// loops); a serial fan-out takes 80 s, and one a quarter as wide 1.3 s,
+// over three times an idle machine's bare 0.36-0.38 s.
 func TestColdBatchLatency(t *testing.T) {
 	st := coldStack(t)
-	best := time.Hour
+	best, bare := time.Hour, time.Hour
 	for round := range 3 {
-		d := coldBatch(t, st, round)
-		t.Logf("round %d: %v", round, d.Round(time.Millisecond))
-		best = min(best, d)
+		d, b := coldBatch(t, st, round), bareFanOut(t, st.sim, round)
+		t.Logf("round %d: %v, bare net/http %v", round, d.Round(time.Millisecond), b.Round(time.Millisecond))
+		best, bare = min(best, d), min(bare, b)
 	}
-	if best > 2*coldBound {
-		t.Fatalf("best cold batch %v; want at most %v (2 x %v)", best, 2*coldBound, coldBound)
+	t.Logf("best %v = %.2f x the %v bound, %.2f x the bare fan-out", best.Round(time.Millisecond),
+		float64(best)/float64(coldBound), coldBound, float64(best)/float64(bare))
+	if best > 3*bare {
+		t.Fatalf("best cold batch %v; want at most 3 x the bare fan-out's %v", best, bare)
 	}
 }
 
@@ -91,7 +96,7 @@ func BenchmarkColdBatch(b *testing.B) {
 
 // bareFanOut fetches 4,096 new IDs, 256 at a time, with a plain
 // http.Client, and returns how long it took.
-func bareFanOut(b *testing.B, rs *sim.Running, round int) time.Duration {
+func bareFanOut(b testing.TB, rs *sim.Running, round int) time.Duration {
 	client := rs.Client() // keep-alive, enough idle connections for 256
 	var next atomic.Int64
 	var wg sync.WaitGroup
