@@ -5,6 +5,7 @@ package loader
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -100,23 +101,25 @@ func NameList(names []string, limit int) string {
 	return strings.Join(names, ", ")
 }
 
-// Validate reports a row no warehouse could store faithfully.
+// Validate reports a row no warehouse could store faithfully; every
+// Column's Value relies on it. The error does not name the row: the caller
+// knows how to.
 func (r Row) Validate() error {
 	switch r.Outcome {
 	case OutcomeFound:
 		if r.Record == nil {
-			return fmt.Errorf("row %q: found without a record", r.ID)
+			return errors.New("found without a record")
 		}
 	case OutcomeNotFound, OutcomeNoLocation:
 	case OutcomeFailed:
 		if r.Reason == "" {
-			return fmt.Errorf("row %q: failed without a reason", r.ID)
+			return errors.New("failed without a reason")
 		}
 	default:
-		return fmt.Errorf("row %q: unknown outcome %q", r.ID, r.Outcome)
+		return fmt.Errorf("unknown outcome %q", r.Outcome)
 	}
 	if r.ResolvedAt.IsZero() {
-		return fmt.Errorf("row %q: no resolved-at time", r.ID)
+		return errors.New("no resolved-at time")
 	}
 	return nil
 }

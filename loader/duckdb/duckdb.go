@@ -571,7 +571,7 @@ func (d *Warehouse) Commit(ctx context.Context, rows []loader.Row) error {
 	}
 	for _, r := range rows {
 		if err := r.Validate(); err != nil {
-			return fmt.Errorf("commit: %w", err)
+			return fmt.Errorf("commit: row %q: %w", r.ID, err)
 		}
 	}
 	return d.call(ctx, func() error { return d.commit(ctx, rows) })

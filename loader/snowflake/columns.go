@@ -71,31 +71,15 @@ func newColumns(rows []loader.Row) (*columns, error) {
 	return c, nil
 }
 
-// checkRow refuses what no warehouse could store faithfully (the rules of
-// the DuckDB warehouse), and IDs Snowflake would store differently.
+// checkRow refuses what no warehouse could store faithfully (the loader's
+// rules), and IDs Snowflake would store differently.
 func checkRow(r loader.Row) error {
 	if !utf8.ValidString(r.ID) {
 		// Snowflake VARCHAR is UTF-8; the driver would silently replace the
 		// bad bytes and store a different ID.
 		return errors.New("id is not valid UTF-8")
 	}
-	switch r.Outcome {
-	case loader.OutcomeFound:
-		if r.Record == nil {
-			return fmt.Errorf("outcome %s without a record", r.Outcome)
-		}
-	case loader.OutcomeNotFound, loader.OutcomeNoLocation:
-	case loader.OutcomeFailed:
-		if r.Reason == "" {
-			return errors.New("failed without a reason")
-		}
-	default:
-		return fmt.Errorf("unknown outcome %q", r.Outcome)
-	}
-	if r.ResolvedAt.IsZero() {
-		return errors.New("no resolved-at time")
-	}
-	return nil
+	return r.Validate()
 }
 
 func (c *columns) grow(n int) {

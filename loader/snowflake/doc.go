@@ -39,7 +39,9 @@
 // (65,280 by default, rows x columns) the driver itself uploads the arrays
 // as CSV to a temporary stage and binds the stage instead. Then, in one
 // transaction, MERGE INTO the target, misses and failures tables ON "ID",
-// and DELETEs that keep each ID in one place. Every step is keyed on ID, so
+// and DELETEs that keep each ID in one place, both matching IDs in 'utf8'
+// like the keyset, so that a case-insensitive collation of the tables
+// cannot make "abc" overwrite "ABC". Every step is keyed on ID, so
 // a re-run after a crash creates no duplicates. Table and column names are
 // loader.Ident values: validated, upper-cased and always quoted.
 //
