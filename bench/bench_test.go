@@ -28,7 +28,7 @@ func tinyConfig() Config {
 }
 
 func TestRunTiny(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute) // a hang guard: seconds when idle
 	defer cancel()
 	cfg := tinyConfig()
 	cfg.Dir = t.TempDir()
