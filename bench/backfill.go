@@ -20,6 +20,7 @@ import (
 	"github.com/snowgate/snowgate/loader"
 	"github.com/snowgate/snowgate/loader/duckdb"
 	"github.com/snowgate/snowgate/locapi"
+	"github.com/snowgate/snowgate/stack"
 )
 
 // BackfillReport is the loader's run over MASTER_TABLE.
@@ -145,19 +146,15 @@ func (r *runner) runLoader(ctx context.Context, prov *provider) (loaderRun, erro
 // loaderInProcess runs the loader as `snowgate backfill` builds it, in this
 // process: peak RSS is then this whole process's.
 func (r *runner) loaderInProcess(ctx context.Context, prov *provider) (loaderRun, error) {
-	reg := prometheus.NewRegistry()
-	client, err := locapi.New(locapi.Config{
-		URL: prov.template(), Rate: r.cfg.Rate, Burst: r.cfg.Burst, Concurrency: r.cfg.Concurrency,
-	}, reg)
+	p, err := stack.New(stack.Config{
+		Provider:    locapi.Config{URL: prov.template(), Rate: r.cfg.Rate, Burst: r.cfg.Burst},
+		Cache:       cache.Config{Size: 10_000},
+		Concurrency: r.cfg.Concurrency,
+	}, prometheus.NewRegistry())
 	if err != nil {
 		return loaderRun{}, err
 	}
-	defer client.Close()
-	res, err := cache.New(client, cache.Config{Size: 10_000, Concurrency: r.cfg.Concurrency}, reg)
-	if err != nil {
-		return loaderRun{}, err
-	}
-	defer res.Close()
+	defer p.Close()
 	tables, err := loader.NewTables("", "", "")
 	if err != nil {
 		return loaderRun{}, err
@@ -167,7 +164,7 @@ func (r *runner) loaderInProcess(ctx context.Context, prov *provider) (loaderRun
 		return loaderRun{}, err
 	}
 	defer wh.Close()
-	l, err := loader.New(wh, res, loader.Config{Concurrency: r.cfg.Concurrency, OnProgress: func(loader.Progress) {}}, nil)
+	l, err := loader.New(wh, p.Resolver, loader.Config{OnProgress: func(loader.Progress) {}}, nil)
 	if err != nil {
 		return loaderRun{}, err
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/snowgate/snowgate/gateway"
 	"github.com/snowgate/snowgate/locapi"
 	"github.com/snowgate/snowgate/sim"
+	"github.com/snowgate/snowgate/stack"
 )
 
 // GatewayReport is the Snowflake-like driver against the gateway: a cold
@@ -112,29 +113,26 @@ func split(rows []string, size int) [][]string {
 	return out
 }
 
-// stack is snowgate's serving side: client, resolver and gateway.
-type stack struct {
+// gatewayStack is snowgate's serving side: client, resolver and gateway.
+type gatewayStack struct {
 	client  *locapi.Client
 	handler http.Handler // the gateway's, also served at url
 	url     string
 	stop    func()
 }
 
-func (r *runner) startGateway(prov *provider, cacheSize int) (*stack, error) {
+func (r *runner) startGateway(prov *provider, cacheSize int) (*gatewayStack, error) {
 	reg := prometheus.NewRegistry()
-	client, err := locapi.New(locapi.Config{
-		URL: prov.template(), Rate: r.cfg.Rate, Burst: r.cfg.Burst, Concurrency: r.cfg.Concurrency,
+	p, err := stack.New(stack.Config{
+		Provider:    locapi.Config{URL: prov.template(), Rate: r.cfg.Rate, Burst: r.cfg.Burst},
+		Cache:       cache.Config{Size: cacheSize},
+		Concurrency: r.cfg.Concurrency,
 	}, reg)
 	if err != nil {
 		return nil, err
 	}
-	res, err := cache.New(client, cache.Config{Size: cacheSize}, reg)
-	if err != nil {
-		client.Close()
-		return nil, err
-	}
-	release := func() { res.Close(); client.Close() }
-	gw, err := gateway.New(res, gateway.Config{
+	release := func() { p.Close() }
+	gw, err := gateway.New(p.Resolver, gateway.Config{
 		Async: true, BatchTimeout: r.cfg.AsyncAfter, ShutdownTimeout: 5 * time.Second,
 		OnRowError: gateway.RowErrorObject, NotFound: gateway.NotFoundObject,
 	}, reg)
@@ -150,8 +148,8 @@ func (r *runner) startGateway(prov *provider, cacheSize int) (*stack, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
 	go func() { served <- gw.Serve(ctx, ln) }()
-	return &stack{
-		client: client, handler: gw.Handler(), url: "http://" + ln.Addr().String() + "/resolve_location",
+	return &gatewayStack{
+		client: p.Client, handler: gw.Handler(), url: "http://" + ln.Addr().String() + "/resolve_location",
 		stop: func() { cancel(); <-served; release() },
 	}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -100,8 +101,8 @@ func parseBackfill(args []string, stdout io.Writer) (*backfillFlags, *resolverFl
 		return nil, nil, loader.Tables{}, usagef("backfill: --retry-failed replays only failures; it cannot be combined with --refresh-older-than %v",
 			f.cfg.RefreshOlderThan)
 	}
-	if f.via != "" && !strings.HasPrefix(f.via, "http://") && !strings.HasPrefix(f.via, "https://") {
-		return nil, nil, loader.Tables{}, usagef("backfill: --via %q: want http:// or https://", f.via)
+	if u, err := url.Parse(f.via); f.via != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "") {
+		return nil, nil, loader.Tables{}, usagef("backfill: --via %q: want http://host/path or https://host/path", f.via)
 	}
 	if f.viaAuthHeader != "" && os.Getenv("SNOWGATE_AUTH_SECRET") == "" {
 		return nil, nil, loader.Tables{}, usagef("backfill: --via-auth-header needs SNOWGATE_AUTH_SECRET")
@@ -126,7 +127,7 @@ func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *s
 		return backfillError(err)
 	}
 	defer wh.Close()
-	res, closeRes, err := f.resolver(rf, logger)
+	res, closeRes, costs, err := f.resolver(rf, logger)
 	if err != nil {
 		return fmt.Errorf("backfill: %w", err)
 	}
@@ -141,7 +142,7 @@ func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *s
 	if err != nil && sum.Read == 0 { // failed before it started: nothing to sum up
 		return backfillError(err)
 	}
-	printSummary(stdout, sum, args)
+	printSummary(stdout, sum, args, costs(sum))
 	logger.LogAttrs(context.Background(), slog.LevelInfo, "backfill done", sum.LogAttrs()...)
 	if err != nil {
 		return fmt.Errorf("backfill: %w (the %d IDs committed are kept; re-run the same command to resume)", err, sum.Committed)
@@ -187,35 +188,44 @@ func openWarehouse(ctx context.Context, spec string, tables loader.Tables, logge
 	return nil, fmt.Errorf("%w: --warehouse %q: want duckdb:PATH or snowflake", errUsage, spec)
 }
 
-// resolver builds the in-process resolver, or the client of a gateway with
-// --via. Either way the loader's workers are sized to keep it busy.
-func (f *backfillFlags) resolver(rf *resolverFlags, logger *slog.Logger) (loader.Resolver, func(), error) {
+// resolver builds the in-process resolver stack, or the client of a
+// gateway with --via; either brings its own fan-out (ResolveEach), sized
+// by --upstream-concurrency or by --via-batch-size and --via-in-flight.
+// costs says what the run cost, in the figures this process can know.
+func (f *backfillFlags) resolver(rf *resolverFlags, logger *slog.Logger) (res loader.Resolver, closeRes func(), costs func(loader.Summary) string, err error) {
 	if f.via == "" {
-		res, client, closeRes, err := rf.build(prometheus.NewRegistry(), logger)
+		p, err := rf.stack(prometheus.NewRegistry(), logger)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, nil, err
 		}
-		f.cfg.Concurrency = rf.concurrency
 		f.cfg.ProviderStats = func() loader.ProviderStats {
-			s := client.Stats()
+			s := p.Client.Stats()
 			return loader.ProviderStats{Calls: s.Requests, Throttled: s.Throttled}
 		}
-		return res, closeRes, nil
+		return p.Resolver, func() { p.Close() }, providerCosts, nil
 	}
 	vc := loader.ViaConfig{BatchSize: f.viaBatch, InFlight: f.viaInFlight, MaxIDLen: rf.maxIDLen}
 	if f.viaAuthHeader != "" {
 		secret := os.Getenv("SNOWGATE_AUTH_SECRET")
 		if secret == "" {
-			return nil, nil, fmt.Errorf("%w: --via-auth-header needs SNOWGATE_AUTH_SECRET", errUsage)
+			return nil, nil, nil, usagef("--via-auth-header needs SNOWGATE_AUTH_SECRET")
 		}
 		vc.Headers = map[string]string{f.viaAuthHeader: secret}
 	}
 	v, err := loader.NewVia(f.via, vc)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %v", errUsage, err)
+		return nil, nil, nil, usagef("--via %q: %v", f.via, err)
 	}
-	f.cfg.Concurrency = max(1, f.viaBatch) * max(1, f.viaInFlight)
-	return v, func() { v.Close() }, nil
+	costs = func(loader.Summary) string {
+		s := v.Stats()
+		return fmt.Sprintf("gateway batches %d, retries %d, 429s %d", s.Batches, s.Retries, s.Throttled)
+	}
+	return v, func() { v.Close() }, costs, nil
+}
+
+// providerCosts are the provider's figures of an in-process run.
+func providerCosts(s loader.Summary) string {
+	return fmt.Sprintf("provider requests %d, 429s %d", s.Provider.Calls, s.Provider.Throttled)
 }
 
 // startProgress sets cfg.OnProgress for --progress and returns what to call
@@ -258,14 +268,16 @@ func (f *backfillFlags) startProgress(cfg *loader.Config) (finish func()) {
 	return func() {}
 }
 
-func printSummary(w io.Writer, s loader.Summary, args []string) {
+// printSummary prints the summary line; costs are the run's request
+// figures (providerCosts, or the gateway's with --via).
+func printSummary(w io.Writer, s loader.Summary, args []string, costs string) {
 	if s.DryRun {
 		fmt.Fprintf(w, "dry run: %d IDs would be resolved\n", s.Pending)
 		return
 	}
-	fmt.Fprintf(w, "backfill: %d of %d pending IDs committed in %s (%.0f IDs/s): found %d, not found %d, no location %d, failed %d; cache hits %d; provider requests %d, 429s %d\n",
+	fmt.Fprintf(w, "backfill: %d of %d pending IDs committed in %s (%.0f IDs/s): found %d, not found %d, no location %d, failed %d; cache hits %d; %s\n",
 		s.Committed, s.Pending, s.Duration.Round(time.Millisecond), s.Rate(), s.Found, s.NotFound, s.NoLocation, s.Failed,
-		s.CacheHits, s.Provider.Calls, s.Provider.Throttled)
+		s.CacheHits, costs)
 	if s.Interrupted || s.Abandoned > 0 {
 		quoted := make([]string, len(args))
 		for i, a := range args {

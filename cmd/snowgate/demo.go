@@ -25,6 +25,7 @@ import (
 	"github.com/snowgate/snowgate/loader/duckdb"
 	"github.com/snowgate/snowgate/locapi"
 	"github.com/snowgate/snowgate/sim"
+	"github.com/snowgate/snowgate/stack"
 )
 
 const demoSynopsis = `Run snowgate end to end on this machine, with no accounts and no network beyond
@@ -126,15 +127,15 @@ func (d *demoEnv) start() error {
 	fmt.Fprintf(d.out, "snowgate demo: SIMULATED provider (not a real API) at %s: %.0f req/s limit, %s latency, 2%% errors, 0.5%% truncated bodies\n",
 		s.URL, d.f.rate, d.f.latency)
 	reg := prometheus.NewRegistry()
-	d.client, err = locapi.New(locapi.Config{
-		URL:  s.URL + sim.EntitiesPath + "{id}?select=id,label,location",
-		Rate: d.f.rate, Burst: int(d.f.rate / 20), Concurrency: 64, Logger: d.logger,
+	p, err := stack.New(stack.Config{
+		Provider: locapi.Config{URL: s.URL + sim.EntitiesPath + "{id}?select=id,label,location", Rate: d.f.rate, Burst: int(d.f.rate / 20)},
+		Logger:   d.logger,
 	}, reg)
 	if err != nil {
 		return err
 	}
-	d.res, err = cache.New(d.client, cache.Config{Concurrency: 64}, reg)
-	return err
+	d.client, d.res = p.Client, p.Resolver
+	return nil
 }
 
 func (d *demoEnv) close() {
@@ -183,7 +184,7 @@ func (d *demoEnv) backfill(ctx context.Context) (loader.Summary, error) {
 	}
 	defer wh.Close()
 	bf := &backfillFlags{progress: d.f.progress}
-	cfg := loader.Config{Concurrency: 64, ProviderStats: func() loader.ProviderStats {
+	cfg := loader.Config{ProviderStats: func() loader.ProviderStats {
 		s := d.client.Stats()
 		return loader.ProviderStats{Calls: s.Requests, Throttled: s.Throttled}
 	}}
@@ -201,7 +202,7 @@ func (d *demoEnv) backfill(ctx context.Context) (loader.Summary, error) {
 	if err != nil {
 		return sum, err
 	}
-	printSummary(d.out, sum, nil)
+	printSummary(d.out, sum, nil, providerCosts(sum))
 	if err := wh.Close(); err != nil {
 		return sum, err
 	}

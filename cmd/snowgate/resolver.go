@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"flag"
-	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,6 +12,7 @@ import (
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/cluster"
 	"github.com/snowgate/snowgate/locapi"
+	"github.com/snowgate/snowgate/stack"
 )
 
 // defaultUpstreamURL points at `snowgate sim` on its default address, so a
@@ -75,92 +73,28 @@ const (
 	maxTTL         = 365 * 24 * time.Hour
 )
 
-// build makes the provider client and the resolver over it. close releases
-// both; call it once the last user is done.
-func (rf *resolverFlags) build(reg prometheus.Registerer, logger *slog.Logger) (res *cache.Resolver, client *locapi.Client, close func(), err error) {
-	p, err := rf.assemble(reg, logger)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	return p.res, p.client, p.close, nil
-}
-
-// parts are what the resolver flags build.
-type parts struct {
-	res    *cache.Resolver
-	client *locapi.Client
-	shared *cluster.Client // nil without --redis-url
-	close  func()
-}
-
-// assemble is build, also returning the Redis client (for the gateway's
-// shared jobs) when --redis-url is set.
-func (rf *resolverFlags) assemble(reg prometheus.Registerer, logger *slog.Logger) (*parts, error) {
-	lc := locapi.Config{
-		URL:         rf.upstreamURL,
-		Token:       os.Getenv("SNOWGATE_UPSTREAM_TOKEN"),
-		Rate:        rf.rate,
-		Burst:       rf.burst,
+// stack builds the provider client, the optional Redis shared state and
+// the resolver, all sized by --upstream-concurrency.
+func (rf *resolverFlags) stack(reg prometheus.Registerer, logger *slog.Logger) (*stack.Parts, error) {
+	p, err := stack.New(stack.Config{
+		Provider: locapi.Config{
+			URL:      rf.upstreamURL,
+			Token:    os.Getenv("SNOWGATE_UPSTREAM_TOKEN"),
+			Rate:     rf.rate,
+			Burst:    rf.burst,
+			Timeout:  rf.timeout,
+			MaxIDLen: rf.maxIDLen,
+		},
+		Cache:       cache.Config{Size: rf.cacheSize, TTL: rf.cacheTTL, NegativeTTL: rf.negativeTTL},
 		Concurrency: rf.concurrency,
-		Timeout:     rf.timeout,
-		MaxIDLen:    rf.maxIDLen,
+		RedisURL:    rf.redisURL,
+		Redis:       cluster.Config{Prefix: rf.redisPrefix},
+		RedisShare:  rf.redisShare,
 		Logger:      logger,
+	}, reg)
+	var ue *stack.RedisURLError
+	if errors.As(err, &ue) {
+		return nil, usagef("--redis-url: %v", ue.Err)
 	}
-	cc := cache.Config{
-		Size:        rf.cacheSize,
-		TTL:         rf.cacheTTL,
-		NegativeTTL: rf.negativeTTL,
-		Concurrency: rf.concurrency,
-	}
-	shared, err := rf.shared(reg, logger)
-	if err != nil {
-		return nil, err
-	}
-	closeShared := func() {}
-	if shared != nil {
-		closeShared = func() { shared.Close() }
-		lc.Budget, lc.BudgetShare = shared.Budget(providerName(rf.upstreamURL)), rf.redisShare
-		cc.L2 = shared.Records()
-	}
-	client, err := locapi.New(lc, reg)
-	if err != nil {
-		closeShared()
-		return nil, fmt.Errorf("provider client: %w", err)
-	}
-	res, err := cache.New(client, cc, reg)
-	if err != nil {
-		client.Close()
-		closeShared()
-		return nil, fmt.Errorf("resolver: %w", err)
-	}
-	return &parts{res: res, client: client, shared: shared,
-		close: func() { res.Close(); client.Close(); closeShared() }}, nil
-}
-
-// shared connects to --redis-url, if set. Redis need not be up: until it
-// is, the process works alone (and says so once).
-func (rf *resolverFlags) shared(reg prometheus.Registerer, logger *slog.Logger) (*cluster.Client, error) {
-	if rf.redisURL == "" {
-		return nil, nil
-	}
-	cluster.SetLibraryLogger(logger)
-	c, err := cluster.New(rf.redisURL, cluster.Config{Prefix: rf.redisPrefix, Logger: logger}, reg)
-	if err != nil {
-		return nil, usagef("--redis-url: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	if err := c.Ping(ctx); err == nil {
-		logger.Info("redis reachable: provider budget, cache and async batches shared", "prefix", rf.redisPrefix)
-	}
-	return c, nil
-}
-
-// providerName keys the shared budget: the provider's host, so processes
-// pointed at the same provider share one budget whatever their templates.
-func providerName(template string) string {
-	if u, err := url.Parse(strings.ReplaceAll(template, "{id}", "x")); err == nil && u.Host != "" {
-		return strings.ToLower(u.Host)
-	}
-	return template
+	return p, err
 }

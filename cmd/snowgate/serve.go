@@ -95,17 +95,17 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	if err := registerProcessMetrics(reg); err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	p, err := rf.assemble(reg, logger)
+	p, err := rf.stack(reg, logger)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	defer p.close()
-	if p.shared != nil {
-		cfg.Shared = p.shared.Jobs()
+	defer p.Close()
+	if p.Shared != nil {
+		cfg.Shared = p.Shared.Jobs()
 	}
 	cfg.Logger = logger
 	cfg.Metrics = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
-	gw, err := gateway.New(p.res, cfg, reg)
+	gw, err := gateway.New(p.Resolver, cfg, reg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
@@ -115,7 +115,7 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	}
 	fmt.Fprintf(stdout, "snowgate serve: listening on %s, function at %s\n", ln.Addr(), cfg.Path)
 	logger.Info("serving", "addr", ln.Addr().String(), "path", cfg.Path, "async", cfg.Async,
-		"auth", cfg.AuthHeader != "", "on_row_error", cfg.OnRowError, "redis", p.shared != nil)
+		"auth", cfg.AuthHeader != "", "on_row_error", cfg.OnRowError, "redis", p.Shared != nil)
 	return gw.Serve(ctx, ln)
 }
 
