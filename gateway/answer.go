@@ -15,8 +15,11 @@ import (
 
 // result is a finished batch: the response and what the summary line says.
 type result struct {
-	status  int
-	body    []byte
+	status int
+	body   []byte
+	// pooled says body came from Server.answerBuffer: it may go back to
+	// the pool once no job keeps it.
+	pooled  bool
 	outcome string
 	stats   cache.Stats
 	rows    rowCounts
@@ -58,7 +61,7 @@ func (s *Server) resolveLocation(ctx context.Context, b *batch, _ *call) result 
 // records are copied from their cached encoding, never re-encoded. Every
 // row is counted, also in an answer refused as a whole.
 func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome) result {
-	buf := newAnswerBuffer(b, outs)
+	buf := s.answerBuffer(answerSize(b, outs))
 	buf = append(buf, `{"data":[`...)
 	var rc rowCounts
 	var failRow int64
@@ -93,11 +96,13 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome) result {
 	}
 	buf = append(buf, "]}"...)
 	if failErr != nil {
+		s.recycle(buf)
 		res := failBatch(failRow, failErr)
 		res.rows = rc
 		return res
 	}
 	if len(buf) > s.cfg.MaxResponse {
+		s.recycle(buf)
 		res := tooLarge(b.len(), len(buf), s.cfg.MaxResponse)
 		res.rows = rc
 		return res
@@ -106,22 +111,43 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome) result {
 	if rc.invalid+rc.failed > 0 {
 		outcome = outcomePartial
 	}
-	return result{status: http.StatusOK, body: buf, outcome: outcome, rows: rc}
+	return result{status: http.StatusOK, body: buf, pooled: true, outcome: outcome, rows: rc}
 }
 
-// newAnswerBuffer returns an empty slice with room for the whole answer.
-// It comes from bytes.Buffer.Grow, which (unlike make) does not zero memory
-// about to be overwritten: a megabyte per hot batch.
-func newAnswerBuffer(b *batch, outs []cache.Outcome) []byte {
+// answerSize is room enough for the answer to b in most cases: rows of
+// short values, and the found records' encodings.
+func answerSize(b *batch, outs []cache.Outcome) int {
 	size := len(`{"data":[]}`) + b.len()*24
 	for i := range outs {
 		if outs[i].Entry != nil {
 			size += len(outs[i].JSON)
 		}
 	}
+	return size
+}
+
+// maxPooledAnswer bounds the answer buffers kept for reuse, so a rare huge
+// batch does not stay in memory.
+const maxPooledAnswer = 4 << 20
+
+// answerBuffer returns an empty slice with room for size bytes: a pooled
+// one when it is big enough, since a fresh one is a megabyte per hot batch
+// for the allocator to clear; else one from bytes.Buffer.Grow, which at
+// least does not zero it a second time.
+func (s *Server) answerBuffer(size int) []byte {
+	if p, ok := s.answers.Get().(*[]byte); ok && cap(*p) >= size {
+		return (*p)[:0]
+	}
 	var bb bytes.Buffer
 	bb.Grow(size)
 	return bb.AvailableBuffer()
+}
+
+// recycle gives back an answer buffer that nothing refers to any more.
+func (s *Server) recycle(buf []byte) {
+	if cap(buf) <= maxPooledAnswer {
+		s.answers.Put(&buf)
+	}
 }
 
 // appendOutcome appends the value for one resolved ID, or returns the row's

@@ -86,7 +86,9 @@ type Config struct {
 	// retries and polls. Default 15m.
 	ResultTTL time.Duration
 	// MaxResults and MaxResultBytes bound the answers kept; the oldest go
-	// first. Defaults 10,000 and 256 MiB.
+	// first. An answer counts the bytes it is kept in: gzipped when the
+	// POST that started the batch accepted gzip and Shared is nil.
+	// Defaults 10,000 and 256 MiB.
 	MaxResults     int
 	MaxResultBytes int64
 	// MaxInflightRows caps the rows of batches being worked on; a batch
@@ -212,7 +214,8 @@ type Server struct {
 	jobCtx    context.Context
 	cancelJob context.CancelFunc
 
-	bodies  sync.Pool // *bytes.Buffer for request bodies
+	bodies  sync.Pool // *bytes.Buffer for request bodies, and scratch for compressed answers
+	answers sync.Pool // *[]byte: answer buffers no job keeps (see answerBuffer)
 	gzips   sync.Pool // *gzip.Writer
 	serving atomic.Bool
 	// storeFailing is set while Config.Shared is unreachable, so the

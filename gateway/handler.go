@@ -155,6 +155,7 @@ func (s *Server) post(fn *function) gin.HandlerFunc {
 		case !started:
 			s.met.batches.WithLabelValues(outcomeReplayed).Inc()
 		default:
+			j.compress = s.cfg.Shared == nil && acceptsGzip(h.Get("Accept-Encoding"))
 			cl := parseCall(h)
 			if log.Enabled(c, slog.LevelDebug) {
 				log.Debug("batch headers", "call", cl.logValue(s.cfg.AuthHeader))
@@ -210,10 +211,10 @@ func (s *Server) await(c *gin.Context, j *job) {
 	}
 	select {
 	case <-j.done:
-		s.write(c, j.status, j.body)
+		s.writeJob(c, j)
 	case <-timeout:
 		if !s.jobs.markAsync(j) { // it finished just now
-			s.write(c, j.status, j.body)
+			s.writeJob(c, j)
 			return
 		}
 		s.met.batches.WithLabelValues(outcomeAccepted).Inc()
@@ -253,7 +254,7 @@ func (s *Server) poll(fn *function) gin.HandlerFunc {
 		}
 		select {
 		case <-j.done:
-			s.write(c, j.status, j.body)
+			s.writeJob(c, j)
 		default:
 			c.Status(http.StatusAccepted)
 			c.Writer.WriteHeaderNow()
@@ -278,6 +279,12 @@ func (s *Server) run(j *job, fn *function, b *batch, cl *call, log *slog.Logger,
 	}
 	res := s.runSafely(ctx, fn, b, cl, log)
 	j.status, j.body = res.status, res.body
+	if j.compress && res.status == http.StatusOK && len(res.body) >= gzipMinBytes {
+		j.body, j.gzipped = s.gzipAnswer(res.body), true
+		if res.pooled {
+			s.recycle(res.body)
+		}
+	}
 	stopRenew()
 
 	// Metrics and the summary line come before the answer is released, so
@@ -352,6 +359,65 @@ func (s *Server) write(c *gin.Context, status int, body []byte) {
 	_ = zw.Close()
 	zw.Reset(nil)
 	s.gzips.Put(zw)
+}
+
+// writeJob sends a finished job's answer. One kept gzipped goes out as it
+// is to a client that accepts gzip, with its length, and inflated again to
+// one that does not.
+func (s *Server) writeJob(c *gin.Context, j *job) {
+	if !j.gzipped {
+		s.write(c, j.status, j.body)
+		return
+	}
+	if !acceptsGzip(c.Request.Header.Get("Accept-Encoding")) {
+		// A batch first sent with gzip accepted, now without: only a
+		// hand-made retry does that.
+		plain, err := gunzip(j.body)
+		if err != nil {
+			writeText(c, http.StatusInternalServerError, "internal error: "+err.Error())
+			return
+		}
+		s.write(c, j.status, plain)
+		return
+	}
+	h := c.Writer.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Encoding", "gzip")
+	h.Set("Vary", "Accept-Encoding")
+	h.Set("Content-Length", strconv.Itoa(len(j.body)))
+	c.Writer.WriteHeader(j.status)
+	_, _ = c.Writer.Write(j.body) // the client left; nothing to do
+}
+
+// gzipAnswer compresses an answer into a slice of its own exact size: it
+// is kept for the result TTL.
+func (s *Server) gzipAnswer(body []byte) []byte {
+	buf := s.bodies.Get().(*bytes.Buffer)
+	buf.Reset()
+	zw := s.gzips.Get().(*gzip.Writer)
+	zw.Reset(buf)
+	_, _ = zw.Write(body) // a bytes.Buffer does not fail
+	_ = zw.Close()
+	zw.Reset(nil)
+	s.gzips.Put(zw)
+	out := bytes.Clone(buf.Bytes())
+	if buf.Cap() <= 4<<20 {
+		s.bodies.Put(buf)
+	}
+	return out
+}
+
+// gunzip undoes gzipAnswer.
+func gunzip(gz []byte) ([]byte, error) {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil, fmt.Errorf("kept answer: %w", err)
+	}
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(zr); err != nil {
+		return nil, fmt.Errorf("kept answer: %w", err)
+	}
+	return buf.Bytes(), nil
 }
 
 // acceptsGzip reads an Accept-Encoding header: gzip (or *) listed without

@@ -28,9 +28,17 @@ type job struct {
 	keep    bool
 	keptGen uint64
 
+	// compress asks run to keep a 200 answer gzipped: set before run
+	// starts, when the POST that started the job accepts gzip (as
+	// Snowflake's do) and no shared store wants the answer as JSON. The
+	// answer is then compressed once, not on every retry and poll, and
+	// kept in a fraction of the memory.
+	compress bool
+
 	done    chan struct{}
 	status  int
-	body    []byte // JSON for 200, one line of text otherwise
+	body    []byte // JSON for 200 (gzipped if gzipped is set), one line of text otherwise
+	gzipped bool
 	expires time.Time
 }
 

@@ -1,13 +1,17 @@
 package gateway
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,6 +43,70 @@ func TestRepeatedPostReturnsStoredAnswer(t *testing.T) {
 	if got := f.callCount(); got != 2 {
 		t.Fatalf("resolver called %d times after a new batch id; want 2", got)
 	}
+}
+
+// TestKeptAnswerGzipped: a batch first sent accepting gzip is kept
+// gzipped. Its replays are the same bytes with a Content-Length, a replay
+// without gzip gets the JSON, the byte cap counts the compressed size, and
+// the buffer the JSON was built in, reused by the next batch, leaves the
+// kept answer alone. A batch first sent without gzip is kept as JSON and
+// gzipped when a replay asks.
+func TestKeptAnswerGzipped(t *testing.T) {
+	ids := make([]string, 200)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("id%03d", i)
+	}
+	reversed := slices.Clone(ids)
+	slices.Reverse(reversed)
+	f := newFake(ids...)
+	plain := do(t, newServer(t, f, Config{}).Handler(), request{body: batchBody(ids)}).Body.Bytes()
+	if len(plain) < gzipMinBytes {
+		t.Fatalf("answer of %d bytes; the test needs one of at least %d", len(plain), gzipMinBytes)
+	}
+	s := newServer(t, f, Config{MaxResultBytes: int64(len(plain)) - 1})
+	post := func(body, batchID, accept string) *httptest.ResponseRecorder {
+		return do(t, s.Handler(), request{body: body, headers: map[string]string{hdrBatchID: batchID, "Accept-Encoding": accept}})
+	}
+	first := post(batchBody(ids), "q:1", "gzip")
+	if got := gunzipped(t, first); !bytes.Equal(got, plain) {
+		t.Fatalf("first answer decodes to %.80s; want %.80s", got, plain)
+	}
+	if cl := first.Header().Get("Content-Length"); cl != strconv.Itoa(first.Body.Len()) {
+		t.Fatalf("Content-Length %q; want %d", cl, first.Body.Len())
+	}
+	post(batchBody(reversed), "q:2", "gzip") // may reuse the first one's buffer
+	calls := f.callCount()
+	again := post(batchBody(ids), "q:1", "gzip")
+	if !bytes.Equal(again.Body.Bytes(), first.Body.Bytes()) || f.callCount() != calls {
+		t.Fatalf("replay: %d bytes, %d more resolver calls; want the first answer's %d bytes and none",
+			again.Body.Len(), f.callCount()-calls, first.Body.Len())
+	}
+	bare := post(batchBody(ids), "q:1", "")
+	if ce := bare.Header().Get("Content-Encoding"); ce != "" || !bytes.Equal(bare.Body.Bytes(), plain) {
+		t.Fatalf("replay without gzip: Content-Encoding %q, body %.80s; want none and %.80s", ce, bare.Body, plain)
+	}
+
+	post(batchBody(ids), "q:3", "")
+	if got := gunzipped(t, post(batchBody(ids), "q:3", "gzip")); !bytes.Equal(got, plain) {
+		t.Fatalf("batch kept as JSON, replayed with gzip: decodes to %.80s; want %.80s", got, plain)
+	}
+}
+
+// gunzipped checks that w is a gzipped 200 and returns its body decoded.
+func gunzipped(t *testing.T, w *httptest.ResponseRecorder) []byte {
+	t.Helper()
+	if w.Code != http.StatusOK || w.Header().Get("Content-Encoding") != "gzip" {
+		t.Fatalf("got %d, Content-Encoding %q; want 200 gzip", w.Code, w.Header().Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(w.Body.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }
 
 func TestReusedBatchIDWithOtherRows(t *testing.T) {
