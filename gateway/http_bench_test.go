@@ -113,13 +113,15 @@ func newHTTPLoad(b *testing.B) *httpLoad {
 		want := make([]json.RawMessage, hotRows)
 		for i := range ids {
 			ids[i] = fmt.Sprintf("Q%07d", (set*hotRows+i)*7919)
+			res, err := simResult(provider, ids[i])
+			if err != nil {
+				b.Fatal(err)
+			}
 			want[i] = json.RawMessage("null")
-			if res := simResult(b, provider, ids[i]); res.Status == locapi.Found {
-				js, err := json.Marshal(res.Record)
-				if err != nil {
+			if res.Status == locapi.Found {
+				if want[i], err = json.Marshal(res.Record); err != nil {
 					b.Fatal(err)
 				}
-				want[i] = js
 			}
 		}
 		all = append(all, ids...)
@@ -132,7 +134,7 @@ func newHTTPLoad(b *testing.B) *httpLoad {
 		ld.bodies = append(ld.bodies, extfunc.Batch{Body: body})
 	}
 	res, err := cache.New(cache.LookupFunc(func(_ context.Context, id string) (locapi.Result, error) {
-		return simResult(b, provider, id), nil
+		return simResult(provider, id)
 	}), cache.Config{}, prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
@@ -148,23 +150,27 @@ func newHTTPLoad(b *testing.B) *httpLoad {
 
 // simResult is the provider's answer for id: the simulator's record for
 // it, without the HTTP.
-func simResult(b *testing.B, provider *sim.Server, id string) locapi.Result {
+func simResult(provider *sim.Server, id string) (locapi.Result, error) {
 	kind, body := provider.Expected(id)
-	if kind == sim.NotFound {
-		return locapi.Result{Status: locapi.NotFound, Requests: 1}
+	switch kind {
+	case sim.NotFound:
+		return locapi.Result{Status: locapi.NotFound, Requests: 1}, nil
+	case sim.Found, sim.NoLocation:
+	default:
+		return locapi.Result{}, fmt.Errorf("simulator answers %s for %s", kind, id)
 	}
 	var e sim.Entity
 	if err := json.Unmarshal(body, &e); err != nil {
-		b.Fatalf("simulator record of %s: %v", id, err)
+		return locapi.Result{}, fmt.Errorf("simulator record of %s: %w", id, err)
 	}
 	rec := &locapi.Record{ID: e.ID, Label: e.Label}
-	if kind != sim.Found {
-		return locapi.Result{Status: locapi.NoLocation, Record: rec, Requests: 1}
+	if kind == sim.NoLocation {
+		return locapi.Result{Status: locapi.NoLocation, Record: rec, Requests: 1}, nil
 	}
 	l := e.Location
 	rec.GeoLabel, rec.StreetAddress, rec.CityLabel = l.GeoLabel, l.StreetAddress, l.CityLabel
 	rec.PostalCode, rec.CountryLabel, rec.Latitude, rec.Longitude = l.PostalCode, l.CountryLabel, l.Latitude, l.Longitude
-	return locapi.Result{Status: locapi.Found, Record: rec, Requests: 1}
+	return locapi.Result{Status: locapi.Found, Record: rec, Requests: 1}, nil
 }
 
 // answerOf is the answer {"data":[[0,v0],...]} the gateway gives.
