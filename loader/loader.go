@@ -284,9 +284,11 @@ func (l *Loader) startProgress(c *counters, total int64, start time.Time, base P
 	report := l.cfg.OnProgress
 	if report == nil {
 		report = func(p Progress) {
-			l.logger.Info("backfill progress", "done", p.Done, "total", p.Total, "committed", p.Committed,
-				"failed", p.Failed, "cache_hits", p.CacheHits, "provider_429s", p.Provider.Throttled,
-				"ids_per_second", int64(p.Rate()))
+			attrs := []any{"done", p.Done, "total", p.Total, "committed", p.Committed, "failed", p.Failed, "cache_hits", p.CacheHits}
+			if l.cfg.ProviderStats != nil { // through a gateway the provider's 429s are not known here
+				attrs = append(attrs, "provider_429s", p.Provider.Throttled)
+			}
+			l.logger.Info("backfill progress", append(attrs, "ids_per_second", int64(p.Rate()))...)
 		}
 	}
 	stop := make(chan struct{})

@@ -253,7 +253,11 @@ func (f *backfillFlags) startProgress(cfg *loader.Config) (finish func()) {
 					progressbar.OptionSetPredictTime(true), progressbar.OptionThrottle(200*time.Millisecond),
 					progressbar.OptionFullWidth())
 			}
-			bar.Describe(fmt.Sprintf("hits %d | 429s %d | failed %d", p.CacheHits, p.Provider.Throttled, p.Failed))
+			if f.via != "" { // the provider's 429s are the gateway's, not known here
+				bar.Describe(fmt.Sprintf("hits %d | failed %d", p.CacheHits, p.Failed))
+			} else {
+				bar.Describe(fmt.Sprintf("hits %d | 429s %d | failed %d", p.CacheHits, p.Provider.Throttled, p.Failed))
+			}
 			_ = bar.Set64(p.Done)
 		}
 		return func() {
