@@ -3,8 +3,6 @@ package locapi
 import (
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 const (
@@ -47,8 +45,8 @@ const (
 // pause, which matters because every 429 parks its caller for the
 // provider's Retry-After.
 type adaptive struct {
-	lims           []*rate.Limiter // all set to the same rate
-	bursts         []int           // each limiter's burst at full scale
+	lims           []*bucket // all set to the same rate
+	bursts         []int     // each limiter's burst at full scale
 	ceiling, floor float64
 	onChange       func(limit float64)
 	born           time.Time
@@ -62,10 +60,10 @@ type adaptive struct {
 	epochs   [slots]int64 // slot number each answers[i] counts
 }
 
-func newAdaptive(lims []*rate.Limiter, ceiling, floor float64, now time.Time, onChange func(float64)) *adaptive {
+func newAdaptive(lims []*bucket, ceiling, floor float64, now time.Time, onChange func(float64)) *adaptive {
 	a := &adaptive{lims: lims, ceiling: ceiling, floor: min(floor, ceiling), onChange: onChange, cur: ceiling, scale: 1, born: now}
 	for _, l := range lims {
-		a.bursts = append(a.bursts, l.Burst())
+		a.bursts = append(a.bursts, l.burst())
 	}
 	return a
 }
@@ -116,7 +114,7 @@ func (a *adaptive) throttled(reserved, now time.Time) (float64, bool) {
 		return a.cur, false
 	}
 	a.lastCut, a.lastGrow = now, now
-	a.set(now, next)
+	a.set(next)
 	return a.cur, true
 }
 
@@ -132,14 +130,14 @@ func (a *adaptive) recover(now time.Time) {
 		return
 	}
 	a.lastGrow = now
-	a.set(now, min(a.ceiling, a.cur+growShare*a.ceiling*elapsed.Seconds()))
+	a.set(min(a.ceiling, a.cur+growShare*a.ceiling*elapsed.Seconds()))
 }
 
 // set makes limit the rate; a.mu must be held.
-func (a *adaptive) set(now time.Time, limit float64) {
+func (a *adaptive) set(limit float64) {
 	a.cur = limit
 	for _, l := range a.lims {
-		l.SetLimitAt(now, rate.Limit(limit*a.scale))
+		l.setLimit(limit * a.scale)
 	}
 	if a.onChange != nil {
 		a.onChange(limit * a.scale)
@@ -157,14 +155,14 @@ func (a *adaptive) adopt(now time.Time, shared float64) (float64, bool) {
 		return a.cur, false
 	}
 	a.lastCut, a.lastGrow = now, now
-	a.set(now, next)
+	a.set(next)
 	return a.cur, true
 }
 
 // setScale runs the limiters at share s of the rate, their bursts scaled
 // alike, so several processes falling back to their shares together stay
 // within the provider's rate and burst.
-func (a *adaptive) setScale(now time.Time, s float64) {
+func (a *adaptive) setScale(s float64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if s == a.scale {
@@ -174,9 +172,9 @@ func (a *adaptive) setScale(now time.Time, s float64) {
 	for i, l := range a.lims {
 		b := a.bursts[i]
 		// The limiters clamp their tokens to a lowered burst on next use.
-		l.SetBurstAt(now, max(min(2, b), int(float64(b)*s)))
+		l.setBurst(max(min(2, b), int(float64(b)*s)))
 	}
-	a.set(now, a.cur)
+	a.set(a.cur)
 }
 
 // rate is the rate the limiters run at now.

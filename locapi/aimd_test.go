@@ -68,9 +68,9 @@ func TestAdaptive(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			lim := rate.NewLimiter(rate.Limit(tt.ceiling), 1)
+			lim := &bucket{lim: rate.NewLimiter(rate.Limit(tt.ceiling), 1)}
 			var reported float64
-			a := newAdaptive([]*rate.Limiter{lim}, tt.ceiling, tt.floor, t0.Add(-tt.born), func(r float64) { reported = r })
+			a := newAdaptive([]*bucket{lim}, tt.ceiling, tt.floor, t0.Add(-tt.born), func(r float64) { reported = r })
 			for i, s := range tt.steps {
 				at := t0.Add(s.at)
 				switch s.op {
@@ -87,8 +87,8 @@ func TestAdaptive(t *testing.T) {
 				if math.Abs(got-s.want) > 1e-9 {
 					t.Fatalf("step %d (%s %s): rate = %g; want %g", i, s.op, s.comment, got, s.want)
 				}
-				if float64(lim.Limit()) != got {
-					t.Fatalf("step %d: limiter = %g; want %g", i, float64(lim.Limit()), got)
+				if float64(lim.lim.Limit()) != got {
+					t.Fatalf("step %d: limiter = %g; want %g", i, float64(lim.lim.Limit()), got)
 				}
 				if reported != 0 && reported != got {
 					t.Fatalf("step %d: reported %g; want %g", i, reported, got)

@@ -140,7 +140,7 @@ func (s *shared) unreachable(now time.Time, err error) {
 	}
 	s.down, s.downAt = true, now
 	s.scaled.Store(true)
-	s.adapt.setScale(now, s.share)
+	s.adapt.setScale(s.share)
 	s.fallback.Set(1)
 	s.log.Warn("shared provider budget unreachable: pacing this process at its local share of the rate",
 		"share", s.share, "rate", s.adapt.rate(), "err", err.Error())
@@ -162,7 +162,7 @@ func (s *shared) reached(asked, now time.Time) {
 		s.log.Info("shared provider budget reachable again; leaving the local share shortly", "after", s.hold.String())
 	case now.Sub(s.upAt) >= s.hold:
 		s.scaled.Store(false)
-		s.adapt.setScale(now, 1)
+		s.adapt.setScale(1)
 		s.fallback.Set(0)
 	}
 }

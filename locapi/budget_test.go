@@ -187,7 +187,7 @@ func TestBudgetFallback(t *testing.T) {
 		if got := testutil.ToFloat64(c.m.budgetFallback); got != s.fallback {
 			t.Errorf("%s: snowgate_upstream_budget_fallback = %g; want %g", s.name, got, s.fallback)
 		}
-		if got := c.gate.Burst(); got != s.gateBurst {
+		if got := c.gate.burst(); got != s.gateBurst {
 			t.Errorf("%s: gate burst %d; want %d", s.name, got, s.gateBurst)
 		}
 		if n := strings.Count(logs.String(), "budget unreachable"); n != s.downLines {

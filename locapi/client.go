@@ -14,7 +14,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
-	"golang.org/x/time/rate"
 )
 
 // Config configures a Client. Zero values mean the documented defaults.
@@ -138,10 +137,10 @@ type Client struct {
 	header    http.Header     // every request's, read-only
 	owned     *http.Transport // the default transport, closed by Close; nil if given
 	sem       *semaphore.Weighted
-	lim       *rate.Limiter // paces requests in FIFO order; nil: unlimited
-	gate      *rate.Limiter // re-checks the pace at the moment of sending
-	adapt     *adaptive     // nil: unlimited
-	budget    *shared       // nil: no shared budget
+	lim       *bucket   // paces requests in FIFO order; nil: unlimited
+	gate      *bucket   // re-checks the pace at the moment of sending
+	adapt     *adaptive // nil: unlimited
+	budget    *shared   // nil: no shared budget
 	m         *metrics
 	log       *slog.Logger
 	n         counters
@@ -191,8 +190,8 @@ func New(cfg Config, reg prometheus.Registerer) (*Client, error) {
 			// every process's jitter.
 			gb = max(2, int(float64(gb)*cfg.BudgetShare))
 		}
-		c.lim, c.gate = emptyLimiter(ceiling, burst, now), emptyLimiter(ceiling, gb, now)
-		c.adapt = newAdaptive([]*rate.Limiter{c.lim, c.gate}, ceiling, cfg.MinRate, now, m.rateLimit.Set)
+		c.lim, c.gate = newBucket(ceiling, burst), newBucket(ceiling, gb)
+		c.adapt = newAdaptive([]*bucket{c.lim, c.gate}, ceiling, cfg.MinRate, now, m.rateLimit.Set)
 		m.rateLimit.Set(ceiling)
 		if cfg.Budget != nil {
 			c.budget = newShared(cfg.Budget, cfg.BudgetShare, sharedBurst(cfg.Burst), c.adapt, cfg.Logger, m.budgetFallback)
@@ -215,14 +214,6 @@ func gateBurst(rate float64, burst int) int {
 // gateSlack is how much time's worth of tokens the gate may hold: small
 // against any provider's own burst, large against timer lateness.
 const gateSlack = 10 * time.Millisecond
-
-// emptyLimiter starts with its burst spent, so requests are paced from the
-// first one and the provider's full bucket stays as slack for jitter.
-func emptyLimiter(r float64, burst int, now time.Time) *rate.Limiter {
-	l := rate.NewLimiter(rate.Limit(r), burst)
-	l.ReserveN(now, burst)
-	return l
-}
 
 func newTransport(cfg Config) *http.Transport {
 	d := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}

@@ -149,7 +149,7 @@ func TestNewDefaults(t *testing.T) {
 		{"rate has headroom", c.Rate(), 200 * headroom},
 		{"pool sized to concurrency", c.owned.MaxIdleConnsPerHost, 64},
 		{"response header timeout", c.owned.ResponseHeaderTimeout, 10 * time.Second},
-		{"bucket starts empty", c.lim.Tokens() < 0.5, true},
+		{"bucket starts empty", c.lim.tokens() < 0.5, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -867,7 +867,7 @@ func TestGateCapsStaleTokens(t *testing.T) {
 	const callers, burst = 40, 10
 	rec := &sendRecorder{}
 	c := newClient(t, "http://provider.invalid"+entitiesPath+"{id}", Config{Rate: 100, Burst: burst, Transport: rec})
-	c.lim.SetLimit(rate.Inf)
+	c.lim.setLimit(float64(rate.Inf))
 	var wg sync.WaitGroup
 	for i := range callers {
 		wg.Go(func() {

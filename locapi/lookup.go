@@ -216,9 +216,9 @@ func (c *Client) waitToken(ctx context.Context) (time.Time, error) {
 	if c.budget != nil {
 		c.budget.sync(ctx, now)
 	}
-	r := c.lim.ReserveN(now, 1)
-	if err := sleep(ctx, "a rate-limit token", r.DelayFrom(now)); err != nil {
-		r.CancelAt(time.Now())
+	now, delay, r := c.lim.reserve()
+	if err := sleep(ctx, "a rate-limit token", delay); err != nil {
+		c.lim.cancel(r)
 		return now, err
 	}
 	if c.budget != nil {
@@ -237,12 +237,10 @@ func (c *Client) waitToken(ctx context.Context) (time.Time, error) {
 // answer with 429s.
 func (c *Client) pass(ctx context.Context) error {
 	for {
-		now := time.Now()
-		if c.gate.AllowN(now, 1) {
+		ok, wait := c.gate.take()
+		if ok {
 			return nil
 		}
-		missing := 1 - c.gate.TokensAt(now)
-		wait := time.Duration(missing / float64(c.gate.Limit()) * float64(time.Second))
 		if err := sleep(ctx, "a rate-limit token", max(wait, 100*time.Microsecond)); err != nil {
 			return err
 		}
@@ -279,14 +277,14 @@ func (c *Client) answer(ctx context.Context, resp *http.Response, id string, res
 	if c.adapt != nil && resp.StatusCode != http.StatusTooManyRequests {
 		c.adapt.answered(time.Now())
 	}
-	switch code := resp.StatusCode; {
-	case code == http.StatusOK:
+	switch code := resp.StatusCode; code {
+	case http.StatusOK:
 		res, err := decodeEntity(resp.Body, id)
 		if errors.Is(err, ErrMalformed) {
 			c.n.malformed.Add(1)
 		}
 		return res, err
-	case code == http.StatusNotFound:
+	case http.StatusNotFound:
 		drain(resp.Body)
 		return Result{Status: NotFound}, nil
 	default:

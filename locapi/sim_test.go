@@ -212,8 +212,9 @@ func recordSends(t *testing.T, cfg *Config) *sendRecorder {
 // 429 and uses the rate (97% of it on an idle machine).
 //
 // A stall bunches requests: ones paced apart reach the simulator's handlers
-// together, and a client starved between reading the clock and its limiter
-// lets more through at once than its burst. The provider keeps 10 tokens
+// together, and a sender starved between the client's gate and the recorder
+// is recorded late, beside later ones. (A stall between reading the clock
+// and the limiter no longer lets more through: see bucket.) The provider keeps 10 tokens
 // beyond what the client sends at once, 50 ms at 200/s: after a stall past
 // that, the 429s and the requests sent over the bucket are logged, not
 // failed (SNOWGATE_PERF=1 fails them).
