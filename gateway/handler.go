@@ -23,9 +23,6 @@ const bodyReadTimeout = time.Minute
 
 // newEngine routes the function table and the operational endpoints.
 func (s *Server) newEngine() *gin.Engine {
-	// gin's mode is its own global; release mode only silences its debug
-	// printing, which would otherwise go to stdout.
-	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.Use(s.recoverPanic)

@@ -115,7 +115,6 @@ func New(cfg Config, reg prometheus.Registerer) (*Parts, error) {
 
 // connect makes the Redis client and says once whether Redis answers.
 func connect(cfg Config, reg prometheus.Registerer) (*cluster.Client, error) {
-	cluster.SetLibraryLogger(cfg.Logger)
 	rc := cfg.Redis
 	if rc.Logger == nil {
 		rc.Logger = cfg.Logger

@@ -15,6 +15,10 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/snowgate/snowgate/cluster"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -42,6 +46,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	logger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel(os.Getenv("SNOWGATE_LOG_LEVEL"))}))
+	// gin and go-redis each keep one process-wide setting, so the process
+	// sets them once: gin's debug lines off stdout, go-redis's into our log.
+	gin.SetMode(gin.ReleaseMode)
+	cluster.SetLibraryLogger(logger)
 	err := run(ctx, os.Args[1:], os.Stdout, logger)
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
