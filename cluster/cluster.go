@@ -145,7 +145,7 @@ func New(rawURL string, cfg Config, reg prometheus.Registerer) (*Client, error) 
 func parseURL(rawURL string) (*redis.Options, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "redis" && u.Scheme != "rediss") || u.Host == "" {
-		return nil, errors.New("cluster: redis URL: want redis://[user:password@]host:port[/db] or rediss://...")
+		return nil, errors.New("cluster: redis URL: want redis://[user:password@]host:port[/db], or rediss:// for TLS")
 	}
 	opt, err := redis.ParseURL(rawURL)
 	if err != nil {

@@ -138,7 +138,12 @@ func (f *fleet) transport(t *testing.T) http.RoundTripper {
 	var wg sync.WaitGroup
 	for range conns {
 		wg.Go(func() {
-			resp, err := client.Get(f.simURL + "/_stats")
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, f.simURL+"/_stats", nil)
+			if err != nil {
+				t.Errorf("warming a connection: %v", err)
+				return
+			}
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Errorf("warming a connection: %v", err)
 				return
@@ -167,7 +172,8 @@ func (f *fleet) startReplica(t *testing.T, name string, gc gateway.Config) *repl
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}

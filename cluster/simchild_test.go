@@ -2,6 +2,7 @@ package cluster_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gin-gonic/gin"
 
 	"github.com/snowgate/snowgate/cluster"
 	"github.com/snowgate/snowgate/sim"
@@ -36,6 +39,7 @@ func TestMain(m *testing.M) {
 		os.Exit(0)
 	}
 	cluster.SetLibraryLogger(slog.New(slog.DiscardHandler)) // the outage tests make it chatty
+	gin.SetMode(gin.ReleaseMode)                            // as main does: the gateways here would print gin's debug lines
 	os.Exit(m.Run())
 }
 
@@ -82,12 +86,13 @@ func simChildMain(cfgJSON string, stdin io.Reader, stdout io.Writer) error {
 			Limited: s.Status(http.StatusTooManyRequests), Total: s.Total(), Stall: stall.max()})
 	})
 	mux.HandleFunc("POST /_reset", func(http.ResponseWriter, *http.Request) { s.Reset(); stall.reset() })
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0") // the child's life is its stdin's
 	if err != nil {
 		return err
 	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go srv.Serve(ln)
+	go func() { _ = srv.Serve(ln) }() // ends with Close below; the parent sees any failure as refused requests
 	fmt.Fprintf(stdout, "listening http://%s\n", ln.Addr())
 	_, _ = io.Copy(io.Discard, stdin)
 	return srv.Close()
@@ -109,7 +114,9 @@ func startSimChild(t *testing.T, cc childConfig) *remoteSim {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	// Not t.Context(): that ends before the cleanup below, which stops the
+	// child by closing its stdin and reports how it exited.
+	cmd := exec.CommandContext(context.Background(), os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), simChildEnv+"="+string(cfg))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
@@ -139,7 +146,11 @@ func startSimChild(t *testing.T, cc childConfig) *remoteSim {
 
 func (r *remoteSim) stats(t *testing.T) simStats {
 	t.Helper()
-	resp, err := http.Get(r.URL + "/_stats")
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, r.URL+"/_stats", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +164,11 @@ func (r *remoteSim) stats(t *testing.T) simStats {
 
 func (r *remoteSim) reset(t *testing.T) {
 	t.Helper()
-	resp, err := http.Post(r.URL+"/_reset", "", nil)
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, r.URL+"/_reset", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

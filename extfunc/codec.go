@@ -16,7 +16,7 @@ var (
 	ErrInvalidJSON = errors.New("Error parsing JSON: Invalid response")
 	ErrNoData      = errors.New(`top-level JSON object must contain "data" JSON array element`)
 	ErrRowCount    = errors.New("Function received the wrong number of rows")
-	ErrRowOrder    = errors.New("Row numbers out of order")
+	ErrRowOrder    = errors.New("Row numbers out of order") //nolint:staticcheck // ST1005: Snowflake's own message, word for word
 )
 
 // EncodeRequest returns the body of a batch, {"data": [[0, args...], [1,
@@ -81,7 +81,7 @@ func DecodeRows(body []byte) ([][]json.RawMessage, error) {
 	if err := json.Unmarshal(body, &top); err != nil {
 		var se *json.SyntaxError
 		if errors.As(err, &se) {
-			return nil, fmt.Errorf("response: %w: %v", ErrInvalidJSON, err)
+			return nil, fmt.Errorf("response: %w: %w", ErrInvalidJSON, err)
 		}
 		return nil, fmt.Errorf("response: %w: the answer is not a JSON object", ErrNoData)
 	}

@@ -113,7 +113,7 @@ func decodeEntitySlow(data []byte, id string) (Result, error) {
 	var e entity
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&e); err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return Result{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return Result{}, fmt.Errorf("%w: data after the JSON object", ErrMalformed)

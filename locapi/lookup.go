@@ -49,7 +49,7 @@ func (c *Client) Lookup(ctx context.Context, id string) (Result, error) {
 	u, err := c.tmpl.build(id)
 	if err != nil {
 		c.n.invalid.Add(1)
-		return Result{}, fmt.Errorf("locapi: lookup %s: %w: %v", shortID(id), ErrInvalidID, err)
+		return Result{}, fmt.Errorf("locapi: lookup %s: %w: %w", shortID(id), ErrInvalidID, err)
 	}
 	if !c.enter() {
 		return Result{}, ErrClosed

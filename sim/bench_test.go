@@ -20,7 +20,7 @@ func BenchmarkServeHTTP(b *testing.B) {
 	s := mustNew(b, Config{Rate: 1e9, NotFoundRatio: 0.05, NoLocationRatio: 0.05, ErrorRate: 0.01})
 	reqs := make([]*http.Request, 1024)
 	for i := range reqs {
-		r, err := http.NewRequest("GET", EntityURL("http://sim", fmt.Sprintf("WH-%06d/ü", i)), nil)
+		r, err := http.NewRequestWithContext(b.Context(), http.MethodGet, EntityURL("http://sim", fmt.Sprintf("WH-%06d/ü", i)), nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -48,7 +48,12 @@ func BenchmarkLoopback(b *testing.B) {
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			resp, err := rs.Client().Get(rs.EntityURL(fmt.Sprint("WH-", next.Add(1))))
+			req, err := http.NewRequestWithContext(b.Context(), http.MethodGet, rs.EntityURL(fmt.Sprint("WH-", next.Add(1))), nil)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			resp, err := rs.Client().Do(req)
 			if err != nil {
 				b.Error(err)
 				return

@@ -126,7 +126,7 @@ func (c Config) validate() error {
 		errs = append(errs, fmt.Errorf("ErrorRate+HangRate+SlowRate+TruncateRate = %v exceeds 1", s))
 	}
 	if !(c.Rate >= 0) || math.IsInf(c.Rate, 0) {
-		errs = append(errs, fmt.Errorf("Rate %v must be a finite number >= 0", c.Rate))
+		errs = append(errs, fmt.Errorf("Rate %v must be a finite number >= 0", c.Rate)) //nolint:staticcheck // ST1005: names the field, Rate, as the other messages do
 	}
 	for _, f := range []struct {
 		name string

@@ -146,7 +146,7 @@ func (s *Server) hang(w http.ResponseWriter, r *http.Request) {
 	case <-s.done:
 		conn, _, err := http.NewResponseController(w).Hijack()
 		if err == nil {
-			conn.Close()
+			_ = conn.Close() // the dropped connection is the answer
 			return
 		}
 		// Not a real connection (a recorder in a test): say why instead.

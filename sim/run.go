@@ -41,7 +41,8 @@ func Listen(addr string, cfg Config) (*Running, error) {
 }
 
 func serveOn(addr string, s *Server) (*Running, error) {
-	ln, err := net.Listen("tcp", addr)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", addr) // it serves until Shutdown, not until a context ends
 	if err != nil {
 		return nil, fmt.Errorf("sim listen %s: %w", addr, err)
 	}
@@ -100,7 +101,7 @@ func (rs *Running) Done() <-chan struct{} { return rs.done }
 // answers sent at once), waits for answers in progress until ctx ends, and
 // then closes the remaining connections.
 func (rs *Running) Shutdown(ctx context.Context) error {
-	rs.Server.Close()
+	_ = rs.Server.Close() // never fails: it only ends the waits
 	rs.client.CloseIdleConnections()
 	shut := make(chan error, 1)
 	go func() { shut <- rs.srv.Shutdown(ctx) }()
@@ -143,6 +144,6 @@ func (f *freshConns) closeAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for c := range f.conns {
-		c.Close()
+		_ = c.Close() // an idle connection nobody is waiting on
 	}
 }

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,13 +40,22 @@ func mustServe(t testing.TB, s *Server) *Running {
 }
 
 func drain(resp *http.Response) {
-	io.Copy(io.Discard, resp.Body)
+	_, _ = io.Copy(io.Discard, resp.Body) // only to reuse the connection
 	resp.Body.Close()
+}
+
+// getWith sends a GET that ends with ctx.
+func getWith(ctx context.Context, c *http.Client, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	return c.Do(req)
 }
 
 func get(t *testing.T, rs *Running, url string) (int, []byte) {
 	t.Helper()
-	resp, err := rs.Client().Get(url)
+	resp, err := getWith(t.Context(), rs.Client(), url)
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
@@ -131,7 +141,7 @@ func TestConcurrentCounters(t *testing.T) {
 	for g := range goroutines {
 		wg.Go(func() {
 			for i := range perG {
-				resp, err := rs.Client().Get(rs.EntityURL(fmt.Sprint("id-", (g*perG+i)%distinct)))
+				resp, err := getWith(t.Context(), rs.Client(), rs.EntityURL(fmt.Sprint("id-", (g*perG+i)%distinct)))
 				if err != nil {
 					errs <- err
 					return
@@ -184,7 +194,7 @@ func TestRunningServesAndShutsDown(t *testing.T) {
 	if !strings.HasPrefix(rs.URL, "http://127.0.0.1:") || strings.HasSuffix(rs.URL, "/") {
 		t.Errorf("URL: got %q; want http://127.0.0.1:PORT", rs.URL)
 	}
-	req, _ := http.NewRequest("GET", rs.EntityURL("WH-1"), nil)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, rs.EntityURL("WH-1"), nil)
 	req.Header.Set("Authorization", "Bearer t0k")
 	resp, err := rs.Client().Do(req)
 	if err != nil {
@@ -202,7 +212,8 @@ func TestRunningServesAndShutsDown(t *testing.T) {
 	if err := rs.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
 	}
-	if _, err := http.Get(rs.EntityURL("WH-1")); err == nil {
+	if resp, err := getWith(t.Context(), http.DefaultClient, rs.EntityURL("WH-1")); err == nil {
+		resp.Body.Close()
 		t.Error("GET after Close: got nil error; want connection refused")
 	}
 }
@@ -223,7 +234,11 @@ func ExampleStart() {
 	}
 	defer rs.Close()
 	for _, id := range []string{"WH-2", "a/b"} {
-		resp, err := rs.Client().Get(rs.EntityURL(id))
+		req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, rs.EntityURL(id), nil)
+		if err != nil {
+			panic(err)
+		}
+		resp, err := rs.Client().Do(req)
 		if err != nil {
 			panic(err)
 		}

@@ -1,6 +1,7 @@
 package sim
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -11,7 +12,7 @@ import (
 // serve sends one request straight to the handler; target is the raw
 // request URI, parsed exactly as the HTTP server parses it.
 func serve(s *Server, method, target string, header http.Header) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, target, nil)
+	r := httptest.NewRequestWithContext(context.Background(), method, target, nil) // a handler call, nothing to cancel
 	for k, v := range header {
 		r.Header[k] = v
 	}
@@ -223,7 +224,7 @@ func FuzzServeHTTP(f *testing.F) {
 	s := mustNew(f, Config{NotFoundRatio: 0.2, NoLocationRatio: 0.2})
 	f.Fuzz(func(t *testing.T, suffix string) {
 		target := EntitiesPath + suffix
-		r, err := http.NewRequest("GET", "http://sim"+target, nil)
+		r, err := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://sim"+target, nil)
 		if err != nil {
 			return // not a URL any client could send
 		}

@@ -6,6 +6,7 @@ package redistest
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -70,17 +71,19 @@ func Start(t testing.TB) *Server {
 }
 
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0") // closed at once: nothing to cancel
 	if err != nil {
 		return 0, fmt.Errorf("finding a free port: %w", err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }() // only its port was wanted
 	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // start runs the process and returns once it accepts connections.
 func (s *Server) start() error {
-	cmd := exec.Command(s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
+	// The server lives until Stop, not until some context ends.
+	cmd := exec.CommandContext(context.Background(), s.bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", s.dir, "--loglevel", "notice")
 	setProcAttr(cmd)
 	out, err := cmd.StdoutPipe()
@@ -136,18 +139,22 @@ func watch(r io.Reader, ready chan<- error) {
 
 // ping checks that the server answers PING with PONG.
 func ping(addr string) error {
-	conn, err := net.DialTimeout("tcp", addr, time.Second)
+	d := net.Dialer{Timeout: time.Second}
+	conn, err := d.DialContext(context.Background(), "tcp", addr) // bounded by the timeout
 	if err != nil {
 		return fmt.Errorf("redis-server not reachable: %w", err)
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // the answer is read: nothing left to lose
 	_ = conn.SetDeadline(time.Now().Add(time.Second))
 	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
 		return fmt.Errorf("redis-server PING: %w", err)
 	}
 	line, err := bufio.NewReader(conn).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("redis-server PING: got %q, %v; want +PONG", line, err)
+	if err != nil {
+		return fmt.Errorf("redis-server PING: %w", err)
+	}
+	if !strings.HasPrefix(line, "+PONG") {
+		return fmt.Errorf("redis-server PING: got %q; want +PONG", line)
 	}
 	return nil
 }

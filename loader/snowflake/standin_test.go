@@ -41,7 +41,6 @@ type standin struct {
 	count      int64
 	stmts      []stmt
 	logins     []loginRequest
-	puts       int
 	unexpected []string
 	badAuth    int
 	// failPrefix, when set, makes statements starting with it fail the way
