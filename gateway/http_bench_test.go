@@ -75,6 +75,10 @@ func benchServeHTTP(b *testing.B, gzip bool) {
 	if n := testutil.ToFloat64(ld.gw.met.lookups.WithLabelValues("fetched")); n != 0 {
 		b.Fatalf("the gateway's batches fetched %v IDs; want 0: every one cached", n)
 	}
+	// Each batch logs its line before its answer is released.
+	if got, want := ld.lines.n.Load(), int64(httpSets+i*httpRound); got != want {
+		b.Fatalf("the gateway logged %d lines; want one per batch, %d", got, want)
+	}
 	rows := float64(i * httpRound * hotRows)
 	gwRate, rpRate := rows/gw1.wall.Seconds(), rows/rp1.wall.Seconds()
 	b.ReportMetric(gwRate, "gateway-rows/s")
@@ -99,6 +103,7 @@ type httpLoad struct {
 	gzip    bool // requests, and answers, gzipped
 	res     *cache.Resolver
 	gw      *Server
+	lines   lineCounter         // the gateway's log lines
 	bodies  []extfunc.Batch     // per row set, gzipped if gzip is set
 	want    [][]json.RawMessage // per row set, the value of every row
 	wantLen []int               // per row set, the decompressed answer's length
@@ -218,16 +223,14 @@ func (ld *httpLoad) onClose(f func()) {
 // returns its function URL.
 func (ld *httpLoad) serveGateway(b *testing.B) string {
 	reg := prometheus.NewRegistry()
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	// The summary lines are formatted as serve's are, then counted.
+	log := slog.New(slog.NewJSONHandler(&ld.lines, nil))
 	s, err := New(ld.res, Config{Logger: log}, reg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	ld.gw = s
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	ln := listenLocal(b)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ctx, ln) }()
@@ -263,14 +266,28 @@ func (ld *httpLoad) serveReplay(b *testing.B, gwURL string) string {
 		}
 		ld.answers = append(ld.answers, ans)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
+	ln := listenLocal(b)
 	srv := &http.Server{Handler: http.HandlerFunc(ld.replay), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	ld.onClose(func() { _ = srv.Close() })
 	return "http://" + ln.Addr().String() + defaultPath
+}
+
+func listenLocal(b *testing.B) net.Listener {
+	var lc net.ListenConfig
+	ln, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return ln
+}
+
+// lineCounter counts the lines written to it.
+type lineCounter struct{ n atomic.Int64 }
+
+func (c *lineCounter) Write(p []byte) (int, error) {
+	c.n.Add(int64(bytes.Count(p, []byte{'\n'})))
+	return len(p), nil
 }
 
 // replay answers a batch with the kept answer of its row set, named by
