@@ -54,7 +54,7 @@ func flagsOf(t *testing.T, cmd string) map[string]flagDoc {
 }
 
 // commandsWithFlags are the subcommands whose flags the README documents.
-var commandsWithFlags = []string{"serve", "backfill", "sim", "demo", "bench", "healthcheck"}
+var commandsWithFlags = []string{"serve", "backfill", "sql", "sim", "demo", "bench", "healthcheck"}
 
 // TestReadmeFlagTables checks every flag of every command against the
 // README's tables, both ways: no flag undocumented, no documented flag

@@ -39,6 +39,14 @@ var flagCommands = map[string]flagCommand{
 			return []string{"--warehouse", "duckdb:" + db}, func() error { return absent(db) }
 		},
 	},
+	"sql": {
+		flags: func(w io.Writer) *flag.FlagSet { fs, _, _ := newSQLFlags(w); return fs },
+		parse: func(args []string) error { _, _, _, err := parseSQL(append(args, "SELECT 1"), io.Discard); return err },
+		guard: func(t *testing.T) ([]string, func() error) {
+			db := filepath.Join(t.TempDir(), "sql.duckdb")
+			return []string{"--warehouse", "duckdb:" + db}, func() error { return absent(db) }
+		},
+	},
 	"demo": {
 		flags: func(w io.Writer) *flag.FlagSet { fs, _ := newDemoFlags(w); return fs },
 		parse: func(args []string) error { _, err := parseDemo(args, io.Discard); return err },

@@ -34,6 +34,7 @@ func commands() []command {
 	return []command{
 		{"serve", "Serve the Snowflake external function (POST batches of IDs, get locations).", runServe},
 		{"backfill", "Resolve every ID of a warehouse table into STANDARDIZED_LOCATIONS, resumably.", runBackfill},
+		{"sql", "Run SQL in DuckDB with resolve_location(id) registered: enrichment with no server.", runSQL},
 		{"demo", "Run the whole thing locally: DuckDB, simulator, backfill, gateway, report.", runDemo},
 		{"bench", "Measure snowgate against the simulator and the original workflow's strategy.", runBench},
 		{"sim", "Serve a SIMULATED location provider for trials and tests.", runSim},

@@ -1,0 +1,499 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode/utf8"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/term"
+
+	"github.com/snowgate/snowgate/cache"
+	"github.com/snowgate/snowgate/duckfn"
+	"github.com/snowgate/snowgate/gateway"
+)
+
+const sqlSynopsis = `Run SQL in DuckDB with resolve_location(id) -> JSON registered: the same
+resolver as serve and backfill (cache, coalescing, limiter, retries), one
+provider lookup per distinct ID of each chunk of up to 2,048 rows. Statements
+come from --file, then from the arguments, each of which may hold several
+separated by ';'; they run in order on one connection and one cache, and every
+query's result set is printed. Flags go before the SQL:
+  snowgate sql --warehouse duckdb:my.duckdb "SELECT id, resolve_location(id)->>'city_label' FROM 'ids.parquet'"
+Exit status 1 names the statement DuckDB refused; 2 is a usage error.`
+
+type sqlFlags struct {
+	warehouse, file, format, progress string
+	onRowError, notFound              string
+	statements                        []string // the positional arguments
+}
+
+var sqlFormats = []string{"auto", "table", "csv", "json"}
+
+func newSQLFlags(stdout io.Writer) (*flag.FlagSet, *sqlFlags, *resolverFlags) {
+	fs := newFlagSet("sql", sqlSynopsis, stdout)
+	f := &sqlFlags{}
+	fs.StringVar(&f.warehouse, "warehouse", "duckdb:", "duckdb:PATH[?setting=value&...] of the database to open; duckdb: alone is a new in-memory database")
+	fs.StringVar(&f.file, "file", "", "read statements from this file first (separated by ';')")
+	enumVar(fs, &f.format, "format", "auto", sqlFormats,
+		"how result sets are printed: table, csv, json (one object a line) or auto (table on a terminal, csv otherwise)")
+	enumVar(fs, &f.progress, "progress", "auto", []string{"auto", "on", "off"},
+		"rows resolved and provider requests/s on stderr while a statement runs: auto (when stderr is a terminal), on or off")
+	enumVar(fs, &f.onRowError, "on-row-error", gateway.RowErrorNull,
+		[]string{gateway.RowErrorNull, gateway.RowErrorObject, gateway.RowErrorFail},
+		"a row with a bad ID or one the provider failed: null, error ({\"error\": reason}) or fail (the statement fails)")
+	enumVar(fs, &f.notFound, "not-found", gateway.NotFoundNull, []string{gateway.NotFoundNull, gateway.NotFoundObject},
+		"a not-found or no-location row: null, or object ({\"found\": false, ...})")
+	return fs, f, addResolverFlags(fs)
+}
+
+// parseSQL reads sql's settings and statements, touching nothing but the
+// --file it reads.
+func parseSQL(args []string, stdout io.Writer) (*sqlFlags, *resolverFlags, []string, error) {
+	fs, f, rf := newSQLFlags(stdout)
+	// The flag package stops at the first argument that is not a flag:
+	// what a first parse leaves over is the SQL, and parseFlags (which
+	// refuses leftovers) gets only the flags.
+	probe, _, _ := newSQLFlags(io.Discard)
+	probe.Usage = func() {}
+	flagArgs := args
+	if probe.Parse(args) == nil {
+		f.statements = probe.Args()
+		flagArgs = args[:len(args)-len(f.statements)]
+	}
+	if err := parseFlags(fs, flagArgs); err != nil {
+		return nil, nil, nil, err
+	}
+	if !strings.HasPrefix(f.warehouse, "duckdb:") {
+		return nil, nil, nil, usagef("sql: --warehouse %q: want duckdb:PATH, or duckdb: for an in-memory database", f.warehouse)
+	}
+	var stmts []string
+	if f.file != "" {
+		b, err := os.ReadFile(f.file)
+		if err != nil {
+			return nil, nil, nil, usagef("sql: --file: %v", err)
+		}
+		stmts = splitStatements(string(b))
+	}
+	for _, s := range f.statements {
+		stmts = append(stmts, splitStatements(s)...)
+	}
+	if len(stmts) == 0 {
+		return nil, nil, nil, usagef("sql: no SQL: give statements as arguments after the flags, or --file")
+	}
+	return f, rf, stmts, nil
+}
+
+// runSQL runs the statements in order and prints each query's rows. The
+// first statement DuckDB refuses ends the run.
+func runSQL(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+	f, rf, stmts, err := parseSQL(args, stdout)
+	if err != nil {
+		return err
+	}
+	p, err := rf.stack(prometheus.NewRegistry(), logger)
+	if err != nil {
+		return fmt.Errorf("sql: %w", err)
+	}
+	defer p.Close()
+	db, err := sql.Open("duckdb", strings.TrimPrefix(f.warehouse, "duckdb:"))
+	if err != nil {
+		return usagef("sql: --warehouse %q: %v", f.warehouse, oneLine(err))
+	}
+	defer db.Close()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("sql: open %s: %s", f.warehouse, oneLine(err))
+	}
+	defer conn.Close()
+	var rows atomic.Int64
+	opt := duckfn.Options{
+		NotFoundObject: f.notFound == gateway.NotFoundObject,
+		OnRowError:     f.onRowError,
+		Observe:        func(n int, _ cache.Stats) { rows.Add(int64(n)) },
+	}
+	if err := duckfn.Register(ctx, conn, p.Resolver, opt); err != nil {
+		return fmt.Errorf("sql: %w", err)
+	}
+	out := newPrinter(stdout, f.format)
+	prog := newSQLProgress(f.progress, &rows, func() int64 { return p.Client.Stats().Requests })
+	for i, s := range stmts {
+		stop := prog.start(i + 1)
+		err := runStatement(ctx, conn, s, out)
+		stop()
+		if ferr := out.flush(); err == nil {
+			err = ferr
+		}
+		if err != nil {
+			return fmt.Errorf("sql: statement %d (%s): %s", i+1, excerpt(s), oneLine(err))
+		}
+	}
+	return nil
+}
+
+// runStatement runs one statement; a query's rows go to out.
+func runStatement(ctx context.Context, conn *sql.Conn, stmt string, out *printer) error {
+	if !isQuery(stmt) {
+		_, err := conn.ExecContext(ctx, stmt)
+		return err
+	}
+	rows, err := conn.QueryContext(ctx, stmt)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	out.begin(cols)
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		if err := out.row(vals); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	return out.end()
+}
+
+// queryWords start the statements whose result set is printed; the rest
+// (CREATE, INSERT, COPY, SET...) run silently, as in DuckDB's own shell
+// where they print no table.
+var queryWords = map[string]bool{
+	"SELECT": true, "WITH": true, "FROM": true, "VALUES": true, "TABLE": true, "SHOW": true, "DESCRIBE": true,
+	"DESC": true, "SUMMARIZE": true, "EXPLAIN": true, "PRAGMA": true, "CALL": true, "PIVOT": true, "UNPIVOT": true,
+}
+
+func isQuery(stmt string) bool {
+	s := strings.TrimLeft(skipComments(stmt), " \t\r\n(")
+	end := strings.IndexFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') })
+	if end < 0 {
+		end = len(s)
+	}
+	return queryWords[strings.ToUpper(s[:end])]
+}
+
+// oneLine keeps DuckDB's message (which may span lines, with a caret
+// under the error) on the one line main prints.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// excerpt names a statement in an error: its first words.
+func excerpt(stmt string) string {
+	s := strings.Join(strings.Fields(skipComments(stmt)), " ")
+	if len(s) > 40 {
+		s = s[:40] + "..."
+	}
+	return s
+}
+
+// sqlProgress shows, on stderr, what a long statement has done so far.
+type sqlProgress struct {
+	on       bool
+	terminal bool
+	rows     *atomic.Int64
+	requests func() int64
+}
+
+func newSQLProgress(mode string, rows *atomic.Int64, requests func() int64) *sqlProgress {
+	tty := term.IsTerminal(int(os.Stderr.Fd()))
+	return &sqlProgress{on: mode == "on" || mode == "auto" && tty, terminal: tty, rows: rows, requests: requests}
+}
+
+// start reports on statement n every second until stop is called; a
+// statement done within the first second shows nothing.
+func (p *sqlProgress) start(n int) (stop func()) {
+	if !p.on {
+		return func() {}
+	}
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		rows0, req0, began := p.rows.Load(), p.requests(), time.Now()
+		shown := false
+		for {
+			select {
+			case <-done:
+				if shown && p.terminal {
+					fmt.Fprintln(os.Stderr)
+				}
+				return
+			case <-t.C:
+			}
+			secs := time.Since(began).Seconds()
+			req := p.requests() - req0
+			line := fmt.Sprintf("statement %d: %s, %d rows resolved, %d provider requests (%.0f/s)",
+				n, time.Since(began).Round(time.Second), p.rows.Load()-rows0, req, float64(req)/secs)
+			if p.terminal {
+				fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
+			} else {
+				fmt.Fprintln(os.Stderr, line)
+			}
+			shown = true
+		}
+	}()
+	return func() { close(done); <-finished }
+}
+
+// splitStatements splits a script at the semicolons outside strings, quoted
+// names, dollar quotes and comments. The driver would run several
+// statements in one call, but return the last one's rows only; split, each
+// query's rows can be printed. Statements of only comments are dropped.
+func splitStatements(script string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(script); {
+		switch c := script[i]; {
+		case c == '\'' || c == '"':
+			i = skipQuoted(script, i, c)
+		case strings.HasPrefix(script[i:], "--"):
+			i = skipTo(script, i+2, "\n")
+		case strings.HasPrefix(script[i:], "/*"):
+			i = skipTo(script, i+2, "*/")
+		case c == '$':
+			i = skipDollar(script, i)
+		case c == ';':
+			out = appendStatement(out, script[start:i])
+			i++
+			start = i
+		default:
+			i++
+		}
+	}
+	return appendStatement(out, script[start:])
+}
+
+func appendStatement(out []string, s string) []string {
+	if skipComments(s) == "" {
+		return out
+	}
+	return append(out, strings.TrimSpace(s))
+}
+
+// skipQuoted returns the index after the quote that closes the one at i;
+// a doubled quote is part of the text.
+func skipQuoted(s string, i int, q byte) int {
+	for j := i + 1; j < len(s); j++ {
+		if s[j] == q {
+			if j+1 < len(s) && s[j+1] == q {
+				j++
+				continue
+			}
+			return j + 1
+		}
+	}
+	return len(s)
+}
+
+// skipTo returns the index after the first end at or after i.
+func skipTo(s string, i int, end string) int {
+	if k := strings.Index(s[i:], end); k >= 0 {
+		return i + k + len(end)
+	}
+	return len(s)
+}
+
+// skipDollar skips a dollar-quoted string ($$...$$ or $tag$...$tag$); a
+// $ that does not open one ($1, a parameter) is one character.
+func skipDollar(s string, i int) int {
+	j := i + 1
+	for j < len(s) && (s[j] == '_' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || j > i+1 && s[j] >= '0' && s[j] <= '9') {
+		j++
+	}
+	if j >= len(s) || s[j] != '$' {
+		return i + 1
+	}
+	return skipTo(s, j+1, s[i:j+1])
+}
+
+// skipComments drops the blanks and comments a statement starts with.
+func skipComments(s string) string {
+	for {
+		s = strings.TrimSpace(s)
+		switch {
+		case strings.HasPrefix(s, "--"):
+			s = s[skipTo(s, 2, "\n"):]
+		case strings.HasPrefix(s, "/*"):
+			s = s[skipTo(s, 2, "*/"):]
+		default:
+			return s
+		}
+	}
+}
+
+// printer prints result sets as a table, CSV or JSON lines.
+type printer struct {
+	w      *bufio.Writer
+	format string
+	sets   int // result sets begun
+	cols   []string
+	table  [][]string // the current table's rows, held to size its columns
+	csv    *csv.Writer
+}
+
+func newPrinter(stdout io.Writer, format string) *printer {
+	if format == "auto" {
+		format = "csv"
+		if f, ok := stdout.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+			format = "table"
+		}
+	}
+	w := bufio.NewWriter(stdout)
+	return &printer{w: w, format: format, csv: csv.NewWriter(w)}
+}
+
+func (p *printer) begin(cols []string) {
+	if p.sets > 0 && p.format != "json" {
+		p.w.WriteString("\n")
+	}
+	p.sets++
+	p.cols, p.table = cols, p.table[:0]
+	if p.format == "csv" {
+		p.csv.Write(cols)
+	}
+}
+
+func (p *printer) row(vals []any) error {
+	switch p.format {
+	case "json":
+		return p.jsonRow(vals)
+	case "csv":
+		rec := make([]string, len(vals))
+		for i, v := range vals {
+			rec[i], _ = cellText(v)
+		}
+		return p.csv.Write(rec)
+	}
+	rec := make([]string, len(vals))
+	for i, v := range vals {
+		text, null := cellText(v)
+		if null {
+			text = "NULL"
+		}
+		rec[i] = text
+	}
+	p.table = append(p.table, rec)
+	return nil
+}
+
+// jsonRow prints one object a line, keys in column order.
+func (p *printer) jsonRow(vals []any) error {
+	p.w.WriteByte('{')
+	for i, v := range vals {
+		if i > 0 {
+			p.w.WriteByte(',')
+		}
+		k, _ := json.Marshal(p.cols[i])
+		p.w.Write(k)
+		p.w.WriteByte(':')
+		if b, ok := v.([]byte); ok {
+			v = string(b)
+		}
+		j, err := json.Marshal(v)
+		if err != nil {
+			j, _ = json.Marshal(fmt.Sprint(v))
+		}
+		p.w.Write(j)
+	}
+	_, err := p.w.WriteString("}\n")
+	return err
+}
+
+// end finishes a result set: a table is printed now that its widths are
+// known.
+func (p *printer) end() error {
+	switch p.format {
+	case "csv":
+		p.csv.Flush()
+		return p.csv.Error()
+	case "json":
+		return nil
+	}
+	widths := make([]int, len(p.cols))
+	for i, c := range p.cols {
+		widths[i] = utf8.RuneCountInString(c)
+	}
+	for _, r := range p.table {
+		for i, c := range r {
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+		}
+	}
+	p.tableLine(p.cols, widths)
+	dashes := make([]string, len(widths))
+	for i, w := range widths {
+		dashes[i] = strings.Repeat("-", w)
+	}
+	p.tableLine(dashes, widths)
+	for _, r := range p.table {
+		p.tableLine(r, widths)
+	}
+	n := len(p.table)
+	_, err := fmt.Fprintf(p.w, "(%d row%s)\n", n, map[bool]string{true: "", false: "s"}[n == 1])
+	return err
+}
+
+func (p *printer) tableLine(cells []string, widths []int) {
+	for i, c := range cells {
+		if i > 0 {
+			p.w.WriteString("  ")
+		}
+		p.w.WriteString(c)
+		if i < len(cells)-1 {
+			p.w.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)))
+		}
+	}
+	p.w.WriteByte('\n')
+}
+
+func (p *printer) flush() error { return p.w.Flush() }
+
+// cellText is a value as text for a table or CSV cell, and whether it is
+// NULL. JSON values (the driver hands them decoded) and nested types are
+// printed as compact JSON.
+func cellText(v any) (string, bool) {
+	switch x := v.(type) {
+	case nil:
+		return "", true
+	case string:
+		return x, false
+	case []byte:
+		return string(x), false
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64), false
+	case float32:
+		return strconv.FormatFloat(float64(x), 'g', -1, 32), false
+	case time.Time:
+		return x.Format(time.RFC3339Nano), false
+	case map[string]any, []any:
+		b, err := json.Marshal(x)
+		if err == nil {
+			return string(b), false
+		}
+	}
+	return fmt.Sprint(v), false
+}
