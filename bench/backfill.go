@@ -100,7 +100,7 @@ func (r *runner) backfillPhase(ctx context.Context) (*BackfillReport, error) {
 	if err := makeMaster(ctx, r.db, n); err != nil {
 		return nil, fmt.Errorf("backfill: %w", err)
 	}
-	prov, err := startProvider(r.cfg.Provider, r.log)
+	prov, err := startProvider(ctx, r.cfg.Provider, r.log)
 	if err != nil {
 		return nil, fmt.Errorf("backfill: %w", err)
 	}
@@ -154,7 +154,7 @@ func (r *runner) loaderInProcess(ctx context.Context, prov *provider) (loaderRun
 	if err != nil {
 		return loaderRun{}, err
 	}
-	defer p.Close()
+	defer func() { _ = p.Close() }() // no Redis: Close has no error to give
 	tables, err := loader.NewTables("", "", "")
 	if err != nil {
 		return loaderRun{}, err
@@ -163,7 +163,7 @@ func (r *runner) loaderInProcess(ctx context.Context, prov *provider) (loaderRun
 	if err != nil {
 		return loaderRun{}, err
 	}
-	defer wh.Close()
+	defer func() { _ = wh.Close() }() // checked below once the run succeeded
 	l, err := loader.New(wh, p.Resolver, loader.Config{OnProgress: func(loader.Progress) {}}, nil)
 	if err != nil {
 		return loaderRun{}, err
@@ -306,7 +306,7 @@ func (r *runner) checkBackfill(ctx context.Context, o *oracle, n int, ck *CheckR
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // only read: nothing to lose
 	seen := make([]bool, n)
 	if err := checkFound(ctx, db, loader.DefaultTargetTable, o, ck, seen); err != nil {
 		return err

@@ -59,7 +59,7 @@ type baselineAnswer struct {
 // of them different) against a fresh simulator, storing found rows in
 // BASELINE_LOCATIONS.
 func (r *runner) baseline(ctx context.Context, table string, rows, distinct int) (*BaselineReport, error) {
-	prov, err := startProvider(r.cfg.Provider, r.log)
+	prov, err := startProvider(ctx, r.cfg.Provider, r.log)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +68,7 @@ func (r *runner) baseline(ctx context.Context, table string, rows, distinct int)
 	if err != nil {
 		return nil, err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // checked below once the table is whole
 	if _, err := db.ExecContext(ctx, fmt.Sprintf(`CREATE OR REPLACE TABLE %s (ID VARCHAR, LABEL VARCHAR,
 		GEO_LABEL VARCHAR, CITY_LABEL VARCHAR, POSTAL_CODE VARCHAR, COUNTRY_LABEL VARCHAR, LATITUDE DOUBLE,
 		LONGITUDE DOUBLE, STREET_ADDRESS VARCHAR)`, baselineTable)); err != nil {
@@ -96,6 +96,9 @@ func (r *runner) baseline(ctx context.Context, table string, rows, distinct int)
 		return nil, fmt.Errorf("baseline: %w", err)
 	}
 	rep.Wrong = ck.Wrong
+	if err := db.Close(); err != nil {
+		return nil, fmt.Errorf("baseline: close: %w", err)
+	}
 	return rep, nil
 }
 

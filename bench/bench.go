@@ -82,7 +82,13 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
 	if !cfg.Keep {
-		defer os.RemoveAll(dir)
+		// A leftover temporary directory does not make the figures wrong:
+		// it is worth a warning, not a failed bench.
+		defer func() {
+			if err := os.RemoveAll(dir); err != nil {
+				cfg.Logger.Warn("bench: temporary directory left behind", "dir", dir, "err", err.Error())
+			}
+		}()
 	}
 	r := &runner{cfg: cfg, log: cfg.Logger, db: filepath.Join(dir, "bench.duckdb")}
 	rep := &Report{Started: time.Now(), Config: cfg, Machine: machine()}

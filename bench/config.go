@@ -122,7 +122,7 @@ func (c Config) withDefaults() (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("config: provider: %w", err)
 	}
-	s.Close()
+	_ = s.Close() // never fails: it only ends the waits, and nothing waits yet
 	return c, nil
 }
 

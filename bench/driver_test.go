@@ -95,10 +95,15 @@ func fakeGateway(t *testing.T, script func(n int, ids []string) (int, any)) (*ht
 		n, cur := len(log)-1, append([]string(nil), ids...)
 		mu.Unlock()
 		status, v := script(n, cur)
-		w.WriteHeader(status)
+		var answer []byte
 		if v != nil {
-			json.NewEncoder(w).Encode(map[string]any{"data": v})
+			var err error
+			if answer, err = json.Marshal(map[string]any{"data": v}); err != nil {
+				t.Errorf("fake gateway: answer %v: %v", v, err)
+			}
 		}
+		w.WriteHeader(status)
+		_, _ = w.Write(answer) // a client that hung up sees it in its own error
 	}))
 	t.Cleanup(srv.Close)
 	return srv, func() []seen { mu.Lock(); defer mu.Unlock(); return append([]seen(nil), log...) }

@@ -37,7 +37,7 @@ func makeMaster(ctx context.Context, path string, n int) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // checked below on success
 	_, err = db.ExecContext(ctx, fmt.Sprintf(`CREATE OR REPLACE TABLE %s AS
 		SELECT '%s' || lpad(i::VARCHAR, %d, '0') AS ID FROM range(?) t(i)`, masterTable, backfillPrefix, backfillDigits), n)
 	if err != nil {
@@ -52,7 +52,7 @@ func writeIDs(ctx context.Context, path, table string, ids []string) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // checked below on success
 	if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE OR REPLACE TABLE %s (ID VARCHAR)", table)); err != nil {
 		return fmt.Errorf("create %s: %w", table, err)
 	}
@@ -69,7 +69,9 @@ func appendRows(ctx context.Context, db *sql.DB, table string, n int, row func(i
 	if err != nil {
 		return err
 	}
-	defer conn.Close()
+	// The Appender's Close below flushes the rows; the connection only goes
+	// back to the pool.
+	defer func() { _ = conn.Close() }()
 	return conn.Raw(func(c any) error {
 		dc, ok := c.(driver.Conn)
 		if !ok {
@@ -81,7 +83,7 @@ func appendRows(ctx context.Context, db *sql.DB, table string, n int, row func(i
 		}
 		for i := range n {
 			if err := a.AppendRow(row(i)...); err != nil {
-				a.Close()
+				_ = a.Close() // the append's error is the one to report
 				return fmt.Errorf("append to %s: %w", table, err)
 			}
 		}

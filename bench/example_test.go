@@ -2,6 +2,7 @@ package bench_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -18,10 +19,18 @@ func ExampleRun() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
-	rep.WriteText(os.Stdout)
-	if f, err := os.Create("bench.svg"); err == nil {
-		bench.WritePlot(f, rep)
-		f.Close()
+	if err := rep.WriteText(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	f, err := os.Create("bench.svg")
+	if err == nil {
+		// A chart cut short by a full disk shows up at Close.
+		err = errors.Join(bench.WritePlot(f, rep), f.Close())
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: plot:", err)
+		os.Exit(1)
 	}
 	if err := rep.Err(); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)

@@ -121,7 +121,7 @@ type gatewayStack struct {
 	stop    func()
 }
 
-func (r *runner) startGateway(prov *provider, cacheSize int) (*gatewayStack, error) {
+func (r *runner) startGateway(ctx context.Context, prov *provider, cacheSize int) (*gatewayStack, error) {
 	reg := prometheus.NewRegistry()
 	p, err := stack.New(stack.Config{
 		Provider:    locapi.Config{URL: prov.template(), Rate: r.cfg.Rate, Burst: r.cfg.Burst},
@@ -131,7 +131,7 @@ func (r *runner) startGateway(prov *provider, cacheSize int) (*gatewayStack, err
 	if err != nil {
 		return nil, err
 	}
-	release := func() { p.Close() }
+	release := func() { _ = p.Close() } // no Redis: Close has no error to give
 	gw, err := gateway.New(p.Resolver, gateway.Config{
 		Async: true, BatchTimeout: r.cfg.AsyncAfter, ShutdownTimeout: 5 * time.Second,
 		OnRowError: gateway.RowErrorObject, NotFound: gateway.NotFoundObject,
@@ -140,17 +140,29 @@ func (r *runner) startGateway(prov *provider, cacheSize int) (*gatewayStack, err
 		release()
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		release()
 		return nil, fmt.Errorf("gateway listen: %w", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	// The gateway lives until stop, not until the caller's ctx ends: stop
+	// drains it after the last pass.
+	sctx, cancel := context.WithCancel(context.Background())
 	served := make(chan error, 1)
-	go func() { served <- gw.Serve(ctx, ln) }()
+	go func() { served <- gw.Serve(sctx, ln) }()
+	stop := func() {
+		cancel()
+		// The passes are over and measured: a gateway that died early is
+		// worth a warning, not a lost report.
+		if err := <-served; err != nil {
+			r.log.Warn("bench: gateway stopped", "err", err.Error())
+		}
+		release()
+	}
 	return &gatewayStack{
 		client: p.Client, handler: gw.Handler(), url: "http://" + ln.Addr().String() + "/resolve_location",
-		stop: func() { cancel(); <-served; release() },
+		stop: stop,
 	}, nil
 }
 
@@ -180,7 +192,7 @@ func (r *runner) gatewayPhase(ctx context.Context) (*GatewayReport, error) {
 // gatewayRun measures the cold pass, the hot pass and the handler alone.
 func (r *runner) gatewayRun(ctx context.Context, rep *GatewayReport, batches [][]string, distinct []string) error {
 	c := r.cfg
-	prov, err := startProvider(c.Provider, r.log)
+	prov, err := startProvider(ctx, c.Provider, r.log)
 	if err != nil {
 		return err
 	}
@@ -189,7 +201,7 @@ func (r *runner) gatewayRun(ctx context.Context, rep *GatewayReport, batches [][
 	if err != nil {
 		return err
 	}
-	st, err := r.startGateway(prov, rep.CacheSize)
+	st, err := r.startGateway(ctx, prov, rep.CacheSize)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -45,13 +46,14 @@ type provider struct {
 const maxRecordedBody = 64 << 10
 
 // startProvider serves a new simulator on 127.0.0.1. Close it.
-func startProvider(cfg sim.Config, logger *slog.Logger) (*provider, error) {
+func startProvider(ctx context.Context, cfg sim.Config, logger *slog.Logger) (*provider, error) {
 	cfg.Logger = logger
 	s, err := sim.New(cfg)
 	if err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("provider listen: %w", err)
 	}
@@ -70,7 +72,7 @@ func startProvider(cfg sim.Config, logger *slog.Logger) (*provider, error) {
 
 // Close ends every wait of the simulator and every connection.
 func (p *provider) Close() {
-	p.Server.Close()
+	_ = p.Server.Close() // never fails: it only ends the waits
 	_ = p.srv.Close()
 	<-p.done
 }

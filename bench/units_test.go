@@ -28,7 +28,9 @@ func TestOracleCheck(t *testing.T) {
 	}
 	// The same record with its keys in another order: not the same bytes.
 	var m map[string]any
-	json.Unmarshal(value(found), &m)
+	if err := json.Unmarshal(value(found), &m); err != nil {
+		t.Fatal(err)
+	}
 	reordered, _ := json.Marshal(m)
 	tests := []struct {
 		name string
@@ -160,7 +162,7 @@ func TestBaselineFetchOne(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				w.WriteHeader(tt.status)
-				w.Write([]byte(tt.body))
+				_, _ = w.Write([]byte(tt.body)) // fetchOne's verdict on what arrived is the test
 			}))
 			defer srv.Close()
 			got := fetchOne(context.Background(), srv.Client(), srv.URL+"/api/v2/entities/E1", "E1")
@@ -226,7 +228,7 @@ not json
 }
 
 func TestCheckBackfillFindsEveryKindOfMistake(t *testing.T) {
-	ctx := context.Background()
+	ctx := t.Context()
 	r := &runner{db: t.TempDir() + "/check.duckdb"}
 	s, err := sim.New(sim.Config{NotFoundRatio: 0.3, NoLocationRatio: 0.2, PermanentFailRatio: 0.1})
 	if err != nil {
@@ -244,7 +246,7 @@ func TestCheckBackfillFindsEveryKindOfMistake(t *testing.T) {
 		`CREATE TABLE STANDARDIZED_LOCATIONS_MISSES (ID VARCHAR, OUTCOME VARCHAR)`,
 		`CREATE TABLE STANDARDIZED_LOCATIONS_FAILURES (ID VARCHAR)`,
 	} {
-		if _, err := db.Exec(q); err != nil {
+		if _, err := db.ExecContext(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -254,11 +256,11 @@ func TestCheckBackfillFindsEveryKindOfMistake(t *testing.T) {
 		switch kind {
 		case sim.Found:
 			v := recordValues(id, rec)
-			_, err = db.Exec(`INSERT INTO STANDARDIZED_LOCATIONS VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8])
+			_, err = db.ExecContext(ctx, `INSERT INTO STANDARDIZED_LOCATIONS VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7], v[8])
 		case sim.PermanentFail:
-			_, err = db.Exec(`INSERT INTO STANDARDIZED_LOCATIONS_FAILURES VALUES (?)`, id)
+			_, err = db.ExecContext(ctx, `INSERT INTO STANDARDIZED_LOCATIONS_FAILURES VALUES (?)`, id)
 		default:
-			_, err = db.Exec(`INSERT INTO STANDARDIZED_LOCATIONS_MISSES VALUES (?, ?)`, id, kind.String())
+			_, err = db.ExecContext(ctx, `INSERT INTO STANDARDIZED_LOCATIONS_MISSES VALUES (?, ?)`, id, kind.String())
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -268,13 +270,15 @@ func TestCheckBackfillFindsEveryKindOfMistake(t *testing.T) {
 		store(backfillID(i)) // right
 	}
 	// ID 4 is in no table; ID 5 is stored as found with a wrong label; ID 0 is stored twice.
-	if _, err := db.Exec(`INSERT INTO STANDARDIZED_LOCATIONS (ID, LABEL) VALUES (?, 'WRONG')`, backfillID(5)); err != nil {
+	if _, err := db.ExecContext(ctx, `INSERT INTO STANDARDIZED_LOCATIONS (ID, LABEL) VALUES (?, 'WRONG')`, backfillID(5)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Exec(`INSERT INTO STANDARDIZED_LOCATIONS_FAILURES VALUES (?)`, backfillID(0)); err != nil {
+	if _, err := db.ExecContext(ctx, `INSERT INTO STANDARDIZED_LOCATIONS_FAILURES VALUES (?)`, backfillID(0)); err != nil {
 		t.Fatal(err)
 	}
-	db.Close()
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
 	var ck CheckReport
 	if err := r.checkBackfill(ctx, o, 6, &ck); err != nil {
 		t.Fatal(err)
