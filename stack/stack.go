@@ -103,12 +103,10 @@ func New(cfg Config, reg prometheus.Registerer) (*Parts, error) {
 	}
 	var err error
 	if p.Client, err = locapi.New(lc, reg); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("provider client: %w", err)
+		return nil, errors.Join(fmt.Errorf("provider client: %w", err), p.Close())
 	}
 	if p.Resolver, err = cache.New(p.Client, cc, reg); err != nil {
-		p.Close()
-		return nil, fmt.Errorf("resolver: %w", err)
+		return nil, errors.Join(fmt.Errorf("resolver: %w", err), p.Close())
 	}
 	return p, nil
 }
@@ -136,18 +134,21 @@ func connect(cfg Config, reg prometheus.Registerer) (*cluster.Client, error) {
 
 // Close closes the resolver, then the client, then Redis: each one's
 // lookups end before what they use goes. It may be called on a partly
-// built stack, and more than once.
+// built stack, and more than once. Only the resolver and Redis have an
+// error to give, and today only Redis's can be other than nil: without
+// RedisURL, Close returns nil.
 func (p *Parts) Close() error {
+	var errs []error
 	if p.Resolver != nil {
-		p.Resolver.Close()
+		errs = append(errs, p.Resolver.Close())
 	}
 	if p.Client != nil {
 		p.Client.Close()
 	}
 	if p.Shared != nil {
-		return p.Shared.Close()
+		errs = append(errs, p.Shared.Close())
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // ProviderName keys the shared budget: the provider's host, so processes
