@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -32,8 +34,8 @@ const demoSynopsis = `Run snowgate end to end on this machine, with no accounts 
 127.0.0.1: a DuckDB file with a MASTER_TABLE of sample IDs, the SIMULATED provider
 (latency, a rate limit and faults switched on), a backfill into
 STANDARDIZED_LOCATIONS, then the gateway answering Snowflake-format batches
-(a repeated batch id and bad IDs included). Prints a report; exits 0 only if
-every check passed.`
+(a repeated batch id and bad IDs included), then a 'snowgate sql' query of the
+file. Prints a report; exits 0 only if every check passed.`
 
 type demoFlags struct {
 	db       string
@@ -106,6 +108,9 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	sample, err := d.gateway(ctx)
 	if err != nil {
 		return fmt.Errorf("demo: gateway: %w", err)
+	}
+	if err := d.sql(ctx); err != nil {
+		return fmt.Errorf("demo: sql: %w", err)
 	}
 	return d.report(sum, callsAfterBackfill, sample, time.Since(start))
 }
@@ -429,6 +434,39 @@ func demoRequest(ctx context.Context, url, batchID string, body []byte) (int, []
 	return http.StatusOK, answer, nil
 }
 
+// demoSQL resolves a few backfilled IDs again in SQL, beside what the
+// backfill stored for them: the two city columns must agree.
+const demoSQL = `SELECT l.ID, resolve_location(l.ID)->>'city_label' AS resolved, l.CITY_LABEL AS backfilled
+FROM STANDARDIZED_LOCATIONS l ORDER BY l.ID LIMIT 5`
+
+// sql runs `snowgate sql` on the demo's database, as a user would, with
+// its own resolver (a new process's cache) against the same simulator.
+func (d *demoEnv) sql(ctx context.Context) error {
+	fmt.Fprintf(d.out, "\n3. sql: snowgate sql --warehouse duckdb:%s \"%s\"\n", d.f.db, strings.Join(strings.Fields(demoSQL), " "))
+	var out bytes.Buffer
+	err := runSQL(ctx, []string{"--warehouse", "duckdb:" + d.f.db, "--progress", "off", "--format", "csv",
+		"--upstream-url", d.sim.URL + sim.EntitiesPath + "{id}?select=id,label,location",
+		"--rate", fmt.Sprint(d.f.rate), "--burst", fmt.Sprint(int(d.f.rate / 20)), demoSQL}, &out, d.logger)
+	if err != nil {
+		return err
+	}
+	recs, err := csv.NewReader(&out).ReadAll()
+	if err != nil {
+		return err
+	}
+	if len(recs) < 2 {
+		return fmt.Errorf("got %d lines of output; want a header and rows", len(recs))
+	}
+	for i, r := range recs {
+		fmt.Fprintf(d.out, "   %-10s %-22s %s\n", r[0], r[1], r[2])
+		if i > 0 && r[1] != r[2] {
+			return fmt.Errorf("%s: resolve_location says %q, the backfill stored %q", r[0], r[1], r[2])
+		}
+	}
+	fmt.Fprintf(d.out, "   %d rows: resolve_location in DuckDB agrees with the backfill\n", len(recs)-1)
+	return nil
+}
+
 // report prints what the demo showed.
 func (d *demoEnv) report(sum loader.Summary, callsAfterBackfill int64, sample string, took time.Duration) error {
 	st := d.client.Stats()
@@ -445,7 +483,8 @@ func (d *demoEnv) report(sum loader.Summary, callsAfterBackfill int64, sample st
 		window, d.f.rate, int(d.f.rate/20), d.sim.Status(http.StatusTooManyRequests))
 	fmt.Fprintf(d.out, "  sample answer row             %s\n", sample)
 	fmt.Fprintf(d.out, "  DuckDB file                   %s\n", abs)
-	fmt.Fprintf(d.out, "    query it: duckdb %s \"SELECT * FROM STANDARDIZED_LOCATIONS LIMIT 5\"\n", d.f.db)
+	fmt.Fprintf(d.out, "    query it: snowgate sql --warehouse duckdb:%s \"SELECT * FROM STANDARDIZED_LOCATIONS LIMIT 5\"\n", d.f.db)
+	fmt.Fprintln(d.out, "    (resolve_location(ID) works there too while a provider answers: snowgate sim, or --upstream-url)")
 	if window > limit {
 		return fmt.Errorf("demo: the provider saw %d requests in one second; its limit is %d", window, limit)
 	}

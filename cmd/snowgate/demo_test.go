@@ -26,6 +26,8 @@ func TestDemo(t *testing.T) {
 		"the same batch id sent again (a Snowflake retry)                            200, 1000 rows right, 0 provider calls",
 		"400 \"",
 		"sample answer row             [0, {\"id\":\"Q000000\"",
+		"5 rows: resolve_location in DuckDB agrees with the backfill",
+		"query it: snowgate sql --warehouse duckdb:" + db,
 		db,
 		"demo: every check passed",
 	} {
