@@ -128,7 +128,10 @@ func runSQL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 		return fmt.Errorf("sql: %w", err)
 	}
 	out := newPrinter(stdout, f.format)
-	prog := newSQLProgress(f.progress, &rows, func() int64 { return p.Client.Stats().Requests })
+	prog := newSQLProgress(os.Stderr, f.progress, &rows, func() (int64, int64) {
+		s := p.Client.Stats()
+		return s.Found + s.NotFound + s.NoLocation + s.Failures, s.Requests
+	})
 	for i, s := range stmts {
 		stop := prog.start(i + 1)
 		err := runStatement(ctx, conn, s, out)
@@ -212,15 +215,19 @@ func excerpt(stmt string) string {
 
 // sqlProgress shows, on stderr, what a long statement has done so far.
 type sqlProgress struct {
+	w        io.Writer // stderr, but for tests
 	on       bool
 	terminal bool
-	rows     *atomic.Int64
-	requests func() int64
+	rows     *atomic.Int64 // rows of the chunks answered
+	// provider is the lookups the provider answered, and the requests
+	// they took: a chunk's rows count only once the chunk is done.
+	provider func() (lookups, requests int64)
 }
 
-func newSQLProgress(mode string, rows *atomic.Int64, requests func() int64) *sqlProgress {
-	tty := term.IsTerminal(int(os.Stderr.Fd()))
-	return &sqlProgress{on: mode == "on" || mode == "auto" && tty, terminal: tty, rows: rows, requests: requests}
+func newSQLProgress(w io.Writer, mode string, rows *atomic.Int64, provider func() (int64, int64)) *sqlProgress {
+	f, ok := w.(*os.File)
+	tty := ok && term.IsTerminal(int(f.Fd()))
+	return &sqlProgress{w: w, on: mode == "on" || mode == "auto" && tty, terminal: tty, rows: rows, provider: provider}
 }
 
 // start reports on statement n every second until stop is called; a
@@ -230,29 +237,30 @@ func (p *sqlProgress) start(n int) (stop func()) {
 		return func() {}
 	}
 	done, finished := make(chan struct{}), make(chan struct{})
+	rows0, began := p.rows.Load(), time.Now()
+	look0, req0 := p.provider()
 	go func() {
 		defer close(finished)
 		t := time.NewTicker(time.Second)
 		defer t.Stop()
-		rows0, req0, began := p.rows.Load(), p.requests(), time.Now()
 		shown := false
 		for {
 			select {
 			case <-done:
 				if shown && p.terminal {
-					fmt.Fprintln(os.Stderr)
+					fmt.Fprintln(p.w)
 				}
 				return
 			case <-t.C:
 			}
 			secs := time.Since(began).Seconds()
-			req := p.requests() - req0
-			line := fmt.Sprintf("statement %d: %s, %d rows resolved, %d provider requests (%.0f/s)",
-				n, time.Since(began).Round(time.Second), p.rows.Load()-rows0, req, float64(req)/secs)
+			look, req := p.provider()
+			line := fmt.Sprintf("statement %d: %s, %d rows answered, %d IDs looked up, %d provider requests (%.0f/s)",
+				n, time.Since(began).Round(time.Second), p.rows.Load()-rows0, look-look0, req-req0, float64(req-req0)/secs)
 			if p.terminal {
-				fmt.Fprintf(os.Stderr, "\r\033[K%s", line)
+				fmt.Fprintf(p.w, "\r\033[K%s", line)
 			} else {
-				fmt.Fprintln(os.Stderr, line)
+				fmt.Fprintln(p.w, line)
 			}
 			shown = true
 		}

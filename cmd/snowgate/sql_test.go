@@ -12,7 +12,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/snowgate/snowgate/sim"
 )
@@ -252,4 +255,47 @@ func anyOf[T any](p *T) any {
 		return nil
 	}
 	return *p
+}
+
+// syncBuffer is a bytes.Buffer the progress goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestSQLProgress(t *testing.T) {
+	var rows atomic.Int64
+	provider := func() (int64, int64) { return 7, 9 }
+	var off syncBuffer
+	stop := newSQLProgress(&off, "auto", &rows, provider).start(1) // not a terminal: off
+	stop()
+	if off.String() != "" {
+		t.Errorf("auto off a terminal printed %q", off.String())
+	}
+	var on syncBuffer
+	p := newSQLProgress(&on, "on", &rows, provider)
+	rows.Add(100) // before start: not this statement's
+	stop = p.start(2)
+	rows.Add(2048)
+	deadline := time.Now().Add(time.Minute)
+	for !strings.Contains(on.String(), "\n") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	line, _, _ := strings.Cut(on.String(), "\n")
+	if !strings.HasPrefix(line, "statement 2: ") || !strings.Contains(line, ", 2048 rows answered, 0 IDs looked up, 0 provider requests (0/s)") {
+		t.Errorf("got %q; want a line for statement 2 with 2048 rows and the provider's growth since the start", line)
+	}
 }
