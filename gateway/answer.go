@@ -216,10 +216,12 @@ func rowReason(err error) string {
 
 // invalidReason finds, under any wrapping (which may quote the whole ID),
 // the error that directly wraps locapi.ErrInvalidID: "invalid id: <why>".
+// It walks the chain by hand because errors.Is and errors.As only say that
+// the sentinel is somewhere below, not which error wraps it directly.
 func invalidReason(err error) string {
-	switch u := err.(type) {
+	switch u := err.(type) { //nolint:errorlint // walks the wrapping itself, see above
 	case interface{ Unwrap() error }:
-		if u.Unwrap() == locapi.ErrInvalidID {
+		if u.Unwrap() == locapi.ErrInvalidID { //nolint:errorlint // the direct wrap is the one wanted
 			return err.Error()
 		}
 		if inner := u.Unwrap(); inner != nil {

@@ -73,7 +73,7 @@ func benchHandler(b *testing.B, h http.Handler, body []byte, headers map[string]
 	b.SetBytes(int64(len(body)))
 	w := &countingWriter{h: http.Header{}}
 	for b.Loop() {
-		req := httptest.NewRequest(http.MethodPost, defaultPath, bytes.NewReader(body))
+		req := httptest.NewRequestWithContext(b.Context(), http.MethodPost, defaultPath, bytes.NewReader(body))
 		for k, v := range headers {
 			req.Header.Set(k, v)
 		}
@@ -142,7 +142,7 @@ func naiveHandler(res Resolver) gin.HandlerFunc {
 		c.Header("Content-Type", "application/json")
 		c.Status(http.StatusOK)
 		if err := json.NewEncoder(c.Writer).Encode(map[string]any{"data": data}); err != nil {
-			c.Error(err)
+			_ = c.Error(err) // gin keeps it on the context; the return is only for chaining
 		}
 	}
 }

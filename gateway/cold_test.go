@@ -105,7 +105,12 @@ func bareFanOut(b testing.TB, rs *sim.Running, round int) time.Duration {
 	for range 256 {
 		wg.Go(func() {
 			for k := next.Add(1) - 1; k < 4096; k = next.Add(1) - 1 {
-				resp, err := client.Get(rs.EntityURL(fmt.Sprintf("BARE-%d-%04d", round, k)))
+				req, err := http.NewRequestWithContext(b.Context(), http.MethodGet, rs.EntityURL(fmt.Sprintf("BARE-%d-%04d", round, k)), nil)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				resp, err := client.Do(req)
 				if err != nil {
 					b.Error(err)
 					return

@@ -278,9 +278,8 @@ func parseRowNumber(raw json.RawMessage) (int64, error) {
 		return 0, fmt.Errorf("row number must be an integer, got %s", truncate(string(raw), 32))
 	}
 	n, err := strconv.ParseInt(string(raw), 10, 64)
-	var ne *strconv.NumError
 	switch {
-	case errors.As(err, &ne) && ne.Err == strconv.ErrRange:
+	case errors.Is(err, strconv.ErrRange):
 		return 0, fmt.Errorf("row number %s out of range", truncate(string(raw), 32))
 	case err != nil:
 		return 0, fmt.Errorf("row number must be an integer, got %s", truncate(string(raw), 32))

@@ -140,7 +140,7 @@ func TestParseBatchBadIDs(t *testing.T) {
 				t.Fatalf("parseBatch: %v; want a per-row error, not a batch error", err)
 			}
 			a := listOf(b)[0]
-			if a.kind != idBad || a.err != tt.want || !errors.Is(a.err, locapi.ErrInvalidID) {
+			if a.kind != idBad || !errors.Is(a.err, tt.want) || !errors.Is(a.err, locapi.ErrInvalidID) {
 				t.Fatalf("got kind %d err %v; want idBad %v wrapping ErrInvalidID", a.kind, a.err, tt.want)
 			}
 		})
@@ -219,7 +219,7 @@ func TestReadBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(tt.body))
+			req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, "/", bytes.NewReader(tt.body))
 			if tt.encoding != "" {
 				req.Header.Set("Content-Encoding", tt.encoding)
 			}

@@ -55,7 +55,7 @@ func startStack(t testing.TB, sc sim.Config, lc locapi.Config, gc Config) *stack
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +231,12 @@ func TestEndToEnd(t *testing.T) {
 		wg.Go(func() {
 			for b := c; b < len(batches); b += clients {
 				code, body, err := send(context.Background(), http.MethodPost, st.url, fmt.Sprintf("e2e:%d", b), []byte(batchBody(batches[b])))
-				if err != nil || code != http.StatusOK {
-					errs <- fmt.Errorf("batch %d: %d %v %.200s", b, code, err, body)
+				if err != nil {
+					errs <- fmt.Errorf("batch %d: %w", b, err)
+					return
+				}
+				if code != http.StatusOK {
+					errs <- fmt.Errorf("batch %d: %d %.200s", b, code, body)
 					return
 				}
 				mu.Lock()

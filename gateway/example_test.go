@@ -25,7 +25,8 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	req := httptest.NewRequest("POST", "/resolve_location", strings.NewReader(`{"data":[[0,"Q1"],[1,null]]}`))
+	// An example has no test context; nothing here outlives main.
+	req := httptest.NewRequestWithContext(context.Background(), "POST", "/resolve_location", strings.NewReader(`{"data":[[0,"Q1"],[1,null]]}`))
 	w := httptest.NewRecorder()
 	s.Handler().ServeHTTP(w, req)
 	fmt.Println(w.Code, w.Body.String())

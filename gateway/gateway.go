@@ -315,11 +315,19 @@ func (s *Server) drain(srv *http.Server, served <-chan error) error {
 	sctx, scancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(s.cfg.ShutdownTimeout)), 2*time.Second))
 	defer scancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
+		// Shutdown has closed the listeners already, so Close's error (a
+		// listener closed twice) says nothing: it only drops the open
+		// connections that outlived the grace.
+		_ = srv.Close()
 	}
 	s.cancelJob()
-	<-served
+	err := <-served
 	s.log.Info("drained", "duration_ms", time.Since(start).Milliseconds())
+	if !errors.Is(err, http.ErrServerClosed) {
+		// The listener failed before Shutdown closed it (both were ready
+		// at Serve's select): Serve returns the listener's error.
+		return fmt.Errorf("gateway: serve: %w", err)
+	}
 	return nil
 }
 

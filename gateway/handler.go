@@ -48,7 +48,9 @@ func (s *Server) newEngine() *gin.Engine {
 func (s *Server) recoverPanic(c *gin.Context) {
 	defer func() {
 		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
+			// Identity, as net/http itself tests the value: a panic value is
+			// not an error chain, and only the sentinel means "abort".
+			if v == http.ErrAbortHandler { //nolint:errorlint // see above
 				panic(v)
 			}
 			s.log.Error("panic serving request", "path", c.Request.URL.Path, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))

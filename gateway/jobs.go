@@ -271,7 +271,7 @@ func (t *jobTable) evict(now time.Time, expired bool) {
 	for t.keptHead < len(t.kept) {
 		j := t.kept[t.keptHead]
 		over := len(t.kept)-t.keptHead > t.maxKept || t.keptBytes > t.maxBytes
-		if !over && !(expired && now.After(j.expires)) {
+		if !over && (!expired || !now.After(j.expires)) {
 			break
 		}
 		if t.byKey[j.key] == j {

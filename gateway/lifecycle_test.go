@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -287,19 +288,19 @@ func TestJobTable(t *testing.T) {
 		if !ok || err != nil {
 			t.Fatalf("a batch over the cap with nothing running: %v; want admitted", err)
 		}
-		if _, _, err := tb.start("", 1, t0); err != errOverloaded {
+		if _, _, err := tb.start("", 1, t0); !errors.Is(err, errOverloaded) {
 			t.Fatalf("got %v; want errOverloaded", err)
 		}
 		finish(tb, big, 200, "", t0)
 		a, _, _ := tb.start("a", 6, t0)
-		if _, _, err := tb.start("b", 5, t0); err != errOverloaded {
+		if _, _, err := tb.start("b", 5, t0); !errors.Is(err, errOverloaded) {
 			t.Fatalf("6+5 rows with cap 10: got %v; want errOverloaded", err)
 		}
 		if again, started, err := tb.start("a", 6, t0); again != a || started || err != nil {
 			t.Fatalf("known key: got started %v err %v; want the running job", started, err)
 		}
 		tb.drain()
-		if _, _, err := tb.start("c", 1, t0); err != errDraining {
+		if _, _, err := tb.start("c", 1, t0); !errors.Is(err, errDraining) {
 			t.Fatalf("while draining: got %v; want errDraining", err)
 		}
 		select {
@@ -402,6 +403,10 @@ type signalHandler struct {
 	ch  chan struct{}
 }
 
+// Enabled is true for every level: the wrapped handler may discard
+// everything, yet Handle must still see the record it waits for.
+func (h signalHandler) Enabled(context.Context, slog.Level) bool { return true }
+
 func (h signalHandler) Handle(ctx context.Context, r slog.Record) error {
 	if r.Message == h.msg {
 		close(h.ch)
@@ -423,9 +428,9 @@ func TestDrainDuringParallelBatches(t *testing.T) {
 	f.entered = make(chan []string, n)
 	f.release = make(chan struct{})
 	draining := make(chan struct{})
-	logger := slog.New(signalHandler{slog.NewJSONHandler(io.Discard, nil), "draining", draining})
+	logger := slog.New(signalHandler{slog.DiscardHandler, "draining", draining})
 	s := newServer(t, f, Config{Logger: logger, ShutdownTimeout: 20 * time.Second})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(t.Context(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,7 +447,13 @@ func TestDrainDuringParallelBatches(t *testing.T) {
 	answers := make(chan answer, n)
 	for i := range n {
 		go func() {
-			resp, err := http.Post(base+defaultPath, "application/json", strings.NewReader(batchBody(ids)))
+			req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+defaultPath, strings.NewReader(batchBody(ids)))
+			if err != nil {
+				answers <- answer{0, err.Error()}
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
 				answers <- answer{0, err.Error()}
 				return
@@ -465,7 +476,10 @@ func TestDrainDuringParallelBatches(t *testing.T) {
 		{http.MethodGet, "/healthz", "", 200},
 		{http.MethodPost, defaultPath, batchBody(ids), 503},
 	} {
-		req, _ := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
+		req, err := http.NewRequestWithContext(t.Context(), c.method, base+c.path, strings.NewReader(c.body))
+		if err != nil {
+			t.Fatal(err)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatalf("%s %s while draining: %v", c.method, c.path, err)

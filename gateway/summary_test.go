@@ -192,7 +192,7 @@ func TestSummaryLineMatchesSimulator(t *testing.T) {
 		// a 429 and is retried after its Retry-After second.
 		const probes = 50
 		for range probes {
-			sv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, sim.EntitiesPath+"probe?select=id,label,location", nil))
+			sv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequestWithContext(t.Context(), http.MethodGet, sim.EntitiesPath+"probe?select=id,label,location", nil))
 		}
 		if w := post("warm", batchBody([]string{cached})); w.Code != http.StatusOK {
 			t.Fatalf("warm batch: %d %s", w.Code, w.Body)
