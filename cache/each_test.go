@@ -155,3 +155,46 @@ func TestResolveEachStopsWithCtx(t *testing.T) {
 		}
 	}
 }
+
+// TestStartWorkersHandlesEveryTakenItem runs the one worker pool over a
+// counter: every item taken is handled exactly once, and once ctx ends no
+// worker takes another.
+func TestStartWorkersHandlesEveryTakenItem(t *testing.T) {
+	const n, items, stopAt = 4, 1000, 500
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	var next, taken atomic.Int64
+	handled := make([]atomic.Int32, items)
+	take := func() (int, bool) {
+		k := int(next.Add(1) - 1)
+		if k >= items {
+			return 0, false
+		}
+		taken.Add(1)
+		return k, true
+	}
+	var wg sync.WaitGroup
+	startWorkers(ctx, n, &wg, take, func(k int) {
+		handled[k].Add(1)
+		if k == stopAt {
+			cancel()
+		}
+	})
+	wg.Wait()
+	got := 0
+	for k := range handled {
+		switch c := handled[k].Load(); {
+		case c > 1:
+			t.Errorf("item %d handled %d times; want at most once", k, c)
+		case c == 1:
+			got++
+		}
+	}
+	if int64(got) != taken.Load() {
+		t.Errorf("handled %d items; want the %d taken", got, taken.Load())
+	}
+	// Each worker may have taken one item after stopAt before it saw ctx end.
+	if got < stopAt+1 || got > stopAt+n {
+		t.Errorf("handled %d items; want between %d and %d", got, stopAt+1, stopAt+n)
+	}
+}

@@ -91,41 +91,36 @@ func (r *Resolver) fromCache(ids []string, out []Outcome, st *Stats) (misses []m
 	return misses, dups
 }
 
-// fetchAll resolves the misses with a pool of at most Concurrency workers,
-// each running one lookup at a time: a lookup no one else started runs in
-// the worker itself, one already in flight is joined. It returns when every
-// miss is answered or ctx ends; then the unanswered ones get ctx's error,
-// and the workers finish the lookups they run (they fill the cache for the
-// next caller) without taking new ones.
+// fetchAll resolves the misses through startWorkers, with at most
+// Concurrency workers, each running one lookup at a time: a lookup no one
+// else started runs in the worker itself, one already in flight is joined.
+// It returns when every miss is answered or ctx ends; then the unanswered
+// ones get ctx's error, and the workers finish the lookups they run (they
+// fill the cache for the next caller) without taking new ones. Running the
+// lookup inline is safe here because the answers are published per miss
+// (settle), so no one waits for a worker.
 func (r *Resolver) fetchAll(ctx context.Context, ids []string, misses []miss, out []Outcome, st *Stats) {
 	answers := make([]missAnswer, len(misses))
 	left := atomic.Int64{}
 	left.Store(int64(len(misses)))
 	all := make(chan struct{})
 	var next atomic.Int64
-	work := func() {
-		defer r.flights.Done()
-		for ctx.Err() == nil {
-			k := int(next.Add(1) - 1)
-			if k >= len(misses) || !answers[k].state.CompareAndSwap(missWaiting, missTaken) {
-				return
-			}
-			m := misses[k]
-			a := &answers[k]
-			a.o, a.src, a.requests = r.await(ctx, ids[m.at], m.h, false, true) // L2 already asked
-			a.state.Store(missAnswered)
-			if left.Add(-1) == 0 {
-				close(all)
-			}
+	take := func() (int, bool) {
+		k := int(next.Add(1) - 1)
+		return k, k < len(misses) && answers[k].state.CompareAndSwap(missWaiting, missTaken)
+	}
+	lookup := func(k int) {
+		m := misses[k]
+		a := &answers[k]
+		a.o, a.src, a.requests = r.await(ctx, ids[m.at], m.h, false, true) // L2 already asked
+		a.state.Store(missAnswered)
+		if left.Add(-1) == 0 {
+			close(all)
 		}
 	}
-	workers := min(r.cfg.Concurrency, len(misses))
 	r.mu.RLock()
-	if !r.closed {
-		r.flights.Add(workers) // Close waits for the workers too
-		for range workers {
-			go work()
-		}
+	if !r.closed { // Close waits for the workers too
+		startWorkers(ctx, min(r.cfg.Concurrency, len(misses)), &r.flights, take, lookup)
 	}
 	r.mu.RUnlock()
 	select {

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -363,5 +365,42 @@ func TestFailureThenSuccess(t *testing.T) {
 	checkOutcome(t, "a", out[0])
 	if want := (Stats{IDs: 1, Distinct: 1, Fetched: 1}); st != want {
 		t.Errorf("stats: got %+v; want %+v", st, want)
+	}
+}
+
+// TestResolveManyBoundsLookups resolves a cold batch through ResolveMany's
+// workers: every ID answered by one lookup, and no more lookups at once
+// than Concurrency.
+func TestResolveManyBoundsLookups(t *testing.T) {
+	const conc, n = 3, 60
+	var running, most atomic.Int64
+	up := &fakeProvider{}
+	up.answer = func(ctx context.Context, id string) (locapi.Result, error) {
+		cur := running.Add(1)
+		defer running.Add(-1)
+		for m := most.Load(); cur > m && !most.CompareAndSwap(m, cur); m = most.Load() {
+		}
+		runtime.Gosched() // let the other workers start theirs
+		res, err := answerFor(id)
+		res.Requests = 1
+		return res, err
+	}
+	r := newTestResolver(t, up, Config{Concurrency: conc}, nil)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("b%d", i)
+	}
+	out, st := r.ResolveMany(t.Context(), ids)
+	for i, id := range ids {
+		checkOutcome(t, id, out[i])
+		if c := up.callsFor(id); c != 1 {
+			t.Errorf("lookups of %q = %d; want 1", id, c)
+		}
+	}
+	if st.Fetched != n || st.Requests != n {
+		t.Errorf("stats: fetched %d, requests %d; want %d each", st.Fetched, st.Requests, n)
+	}
+	if m := most.Load(); m < 1 || m > conc {
+		t.Errorf("lookups at once = %d; want 1 to %d", m, conc)
 	}
 }
