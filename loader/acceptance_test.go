@@ -123,7 +123,7 @@ func gotRows(t testing.TB, db *sql.DB) map[string]string {
 		}
 		out[id] = v
 	}
-	rows, err := db.Query(`SELECT "ID", "LABEL", "GEO_LABEL", "CITY_LABEL", "POSTAL_CODE", "COUNTRY_LABEL", "LATITUDE", "LONGITUDE", "STREET_ADDRESS" FROM STANDARDIZED_LOCATIONS`)
+	rows, err := db.QueryContext(t.Context(), `SELECT "ID", "LABEL", "GEO_LABEL", "CITY_LABEL", "POSTAL_CODE", "COUNTRY_LABEL", "LATITUDE", "LONGITUDE", "STREET_ADDRESS" FROM STANDARDIZED_LOCATIONS`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -136,7 +136,9 @@ func procStatusKB(field string) int64 {
 // that happened before it ended by itself.
 func runChild(t *testing.T, dbPath, simURL string, conc, commitRows int, killAt int64) (res childResult, killed bool) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	// The child ends by itself or by the Kill below; the test's end kills
+	// one that did neither.
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+dbPath, childURLEnv+"="+simURL,
 		childConcEnv+"="+strconv.Itoa(conc), childProgressEnv+"=20ms", childCommitEnv+"="+strconv.Itoa(commitRows))
 	cmd.Stderr = os.Stderr

@@ -3,6 +3,7 @@ package loader_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -18,20 +19,30 @@ import (
 // A backfill of a small DuckDB table through a resolver. In production the
 // resolver is a *cache.Resolver over a *locapi.Client, or a *loader.Via.
 func Example() {
-	dir, _ := os.MkdirTemp("", "snowgate-example")
-	defer os.RemoveAll(dir)
+	ctx := context.Background() // a program's whole life: nothing to cut it short
+	dir, err := os.MkdirTemp("", "snowgate-example")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer func() {
+		if err := os.RemoveAll(dir); err != nil {
+			fmt.Println(err)
+		}
+	}()
 	path := filepath.Join(dir, "example.duckdb")
 
-	db, _ := sql.Open("duckdb", path)
-	_, _ = db.Exec(`CREATE TABLE MASTER_TABLE AS SELECT * FROM (VALUES (1), (2), (2), (3)) v(ID)`)
-	db.Close()
+	if err := writeMaster(ctx, path); err != nil {
+		fmt.Println(err)
+		return
+	}
 
 	tables, err := loader.NewTables("master_table", "id", "standardized_locations")
 	if err != nil {
 		fmt.Println(err)
 		return
 	}
-	wh, err := duckdb.Open(context.Background(), path, tables)
+	wh, err := duckdb.Open(ctx, path, tables)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -50,7 +61,7 @@ func Example() {
 		return
 	}
 	for range 2 {
-		sum, err := l.Run(context.Background())
+		sum, err := l.Run(ctx)
 		if err != nil {
 			fmt.Println(err)
 			return
@@ -60,4 +71,15 @@ func Example() {
 	// Output:
 	// pending 3, found 2, not found 1
 	// pending 0, found 0, not found 0
+}
+
+// writeMaster makes the example's MASTER_TABLE, with a repeated ID.
+func writeMaster(ctx context.Context, path string) error {
+	db, err := sql.Open("duckdb", path)
+	if err != nil {
+		return err
+	}
+	_, err = db.ExecContext(ctx, `CREATE TABLE MASTER_TABLE AS SELECT * FROM (VALUES (1), (2), (2), (3)) v(ID)`)
+	// The table is on disk once Close returns: the warehouse opens the file next.
+	return errors.Join(err, db.Close())
 }

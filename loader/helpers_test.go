@@ -73,11 +73,10 @@ func (f *fakeResolver) callCounts() map[string]int {
 	return out
 }
 
-// testDB is a DuckDB file in the test's temp dir, with a side connection
-// for setting up and checking tables.
+// testDB is a DuckDB file in the test's temp dir, set up and checked
+// through short-lived handles (exec).
 type testDB struct {
 	path string
-	db   *sql.DB
 }
 
 func newTestDB(t testing.TB) *testDB {
@@ -97,7 +96,7 @@ func (d *testDB) exec(t testing.TB, stmts ...string) {
 	}
 	defer db.Close()
 	for _, s := range stmts {
-		if _, err := db.Exec(s); err != nil {
+		if _, err := db.ExecContext(t.Context(), s); err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
@@ -106,7 +105,7 @@ func (d *testDB) exec(t testing.TB, stmts ...string) {
 // query returns the first column of every row as strings ("NULL" for nil).
 func queryStrings(t testing.TB, db *sql.DB, q string, args ...any) []string {
 	t.Helper()
-	rows, err := db.Query(q, args...)
+	rows, err := db.QueryContext(t.Context(), q, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
