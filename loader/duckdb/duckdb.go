@@ -99,7 +99,7 @@ func Open(ctx context.Context, path string, tables loader.Tables) (*Warehouse, e
 	}
 	w, err := db.Conn(ctx)
 	if err != nil {
-		db.Close()
+		_ = db.Close() // nothing written yet: the Conn's error is the one to report
 		return nil, fmt.Errorf("open duckdb %q: %w", path, err)
 	}
 	d := &Warehouse{db: db, tables: tables, source: source, w: w,
@@ -212,7 +212,7 @@ func checkSourceFile(ctx context.Context, t loader.Tables, source string) error 
 	if err != nil {
 		return fmt.Errorf("duckdb: check source file: %w", err)
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // in memory and only read: nothing to lose
 	rows, err := db.QueryContext(ctx, "SELECT * FROM "+source+" LIMIT 0")
 	if err != nil {
 		return sourceErrorf(loader.SourceFile, "source file %q: %s", t.SourceFile, firstLine(err))
@@ -539,7 +539,7 @@ func (d *Warehouse) appendStage(rows []loader.Row) error {
 		cols := loader.StageColumns()
 		for _, r := range rows {
 			if err := a.AppendRow(stageValues(cols, r)...); err != nil {
-				a.Close()
+				_ = a.Close() // the row's error is the one to report
 				return fmt.Errorf("stage row %q: %w", r.ID, err)
 			}
 		}

@@ -32,7 +32,7 @@ func (d *testDB) exec(t testing.TB, stmts ...string) {
 	}
 	defer db.Close()
 	for _, s := range stmts {
-		if _, err := db.Exec(s); err != nil {
+		if _, err := db.ExecContext(t.Context(), s); err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
@@ -42,7 +42,7 @@ func (d *testDB) exec(t testing.TB, stmts ...string) {
 // nil).
 func queryStrings(t testing.TB, db *sql.DB, q string, args ...any) []string {
 	t.Helper()
-	rows, err := db.Query(q, args...)
+	rows, err := db.QueryContext(t.Context(), q, args...)
 	if err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
