@@ -76,6 +76,13 @@ func parseSQL(args []string, stdout io.Writer) (*sqlFlags, *resolverFlags, []str
 	if err := parseFlags(fs, flagArgs); err != nil {
 		return nil, nil, nil, err
 	}
+	for _, s := range f.statements {
+		// "SELECT 1" --format csv would otherwise run "csv" as SQL.
+		name, _, _ := strings.Cut(strings.TrimLeft(s, "-"), "=")
+		if strings.HasPrefix(s, "-") && fs.Lookup(name) != nil {
+			return nil, nil, nil, usagef("sql: --%s comes after the SQL: flags go before the statements", name)
+		}
+	}
 	if !strings.HasPrefix(f.warehouse, "duckdb:") {
 		return nil, nil, nil, usagef("sql: --warehouse %q: want duckdb:PATH, or duckdb: for an in-memory database", f.warehouse)
 	}

@@ -59,6 +59,8 @@ func TestSQLExitCodes(t *testing.T) {
 		{"bad format", []string{"--format", "xml", "SELECT 1"}, true, `sql: --format "xml": want auto, table, csv or json`},
 		{"bad warehouse", []string{"--warehouse", "snowflake", "SELECT 1"}, true, `sql: --warehouse "snowflake"`},
 		{"bad rate", []string{"--rate", "-1", "SELECT 1"}, true, "sql: --rate -1"},
+		{"flag after the SQL", []string{"SELECT 1", "--format", "csv"}, true, "sql: --format comes after the SQL"},
+		{"a comment is SQL", []string{"SELECT 1", "-- format"}, false, ""},
 		{"SQL error", []string{"SELECT 1; SELEC 2"}, false, `sql: statement 2 (SELEC 2): Parser Error: syntax error at or near "SELEC"`},
 		{"missing table", []string{"SELECT * FROM nowhere"}, false, "sql: statement 1 (SELECT * FROM nowhere): Catalog Error"},
 	} {
