@@ -108,7 +108,7 @@ func matchSim(srv *sim.Running, id string, res Result, err error) error {
 	}
 	var want map[string]any
 	if err := json.Unmarshal(body, &want); err != nil {
-		return fmt.Errorf("expected body: %v", err)
+		return fmt.Errorf("expected body: %w", err)
 	}
 	if want["location"] == nil {
 		delete(want, "location")
