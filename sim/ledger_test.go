@@ -158,7 +158,12 @@ func TestRateLimitUnderLoad(t *testing.T) {
 	for g := range 8 {
 		wg.Go(func() {
 			for i := 0; time.Now().Before(deadline); i++ {
-				resp, err := rs.Client().Get(rs.EntityURL(fmt.Sprintf("g%d-%d", g, i)))
+				req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, rs.EntityURL(fmt.Sprintf("g%d-%d", g, i)), nil)
+				if err != nil {
+					errs <- err
+					return
+				}
+				resp, err := rs.Client().Do(req)
 				if err != nil {
 					errs <- err
 					return
