@@ -112,7 +112,7 @@ func parseBackfill(args []string, stdout io.Writer) (*backfillFlags, *resolverFl
 
 // runBackfill runs one backfill and prints its summary. An interrupted run
 // is not an error: it prints how to resume.
-func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) (err error) {
 	f, rf, tables, err := parseBackfill(args, stdout)
 	if err != nil {
 		return err
@@ -126,7 +126,13 @@ func runBackfill(ctx context.Context, args []string, stdout io.Writer, logger *s
 	if err != nil {
 		return backfillError(err)
 	}
-	defer wh.Close()
+	// DuckDB's file and Snowflake's session end here: a Close that fails
+	// fails the run, whose rows may not all be where it said.
+	defer func() {
+		if cerr := wh.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("backfill: close warehouse: %w", cerr))
+		}
+	}()
 	res, closeRes, costs, err := f.resolver(rf, logger)
 	if err != nil {
 		return fmt.Errorf("backfill: %w", err)
@@ -181,7 +187,7 @@ func openWarehouse(ctx context.Context, spec string, tables loader.Tables, logge
 		}
 		dc, err := snowflake.ConfigFromEnv(os.Getenv)
 		if err != nil {
-			return nil, fmt.Errorf("%w: %v", errUsage, err)
+			return nil, fmt.Errorf("%w: %w", errUsage, err)
 		}
 		return snowflake.OpenConfig(ctx, dc, snowflake.Config{Tables: tables})
 	}
@@ -202,7 +208,9 @@ func (f *backfillFlags) resolver(rf *resolverFlags, logger *slog.Logger) (res lo
 			s := p.Client.Stats()
 			return loader.ProviderStats{Calls: s.Requests, Throttled: s.Throttled}
 		}
-		return p.Resolver, func() { p.Close() }, providerCosts, nil
+		// The rows are in the warehouse by then: a Redis pool that closes
+		// badly changes none of them.
+		return p.Resolver, func() { _ = p.Close() }, providerCosts, nil
 	}
 	vc := loader.ViaConfig{BatchSize: f.viaBatch, InFlight: f.viaInFlight, MaxIDLen: rf.maxIDLen}
 	if f.viaAuthHeader != "" {
@@ -220,7 +228,7 @@ func (f *backfillFlags) resolver(rf *resolverFlags, logger *slog.Logger) (res lo
 		s := v.Stats()
 		return fmt.Sprintf("gateway batches %d, retries %d, 429s %d", s.Batches, s.Retries, s.Throttled)
 	}
-	return v, func() { v.Close() }, costs, nil
+	return v, func() { _ = v.Close() }, costs, nil // Via.Close always returns nil
 }
 
 // providerCosts are the provider's figures of an in-process run.
@@ -300,7 +308,7 @@ func printSummary(w io.Writer, s loader.Summary, args []string, costs string) {
 func shellQuote(a string) string {
 	safe := a != ""
 	for _, r := range a {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=,@%+", r)) {
+		if (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') && (r < '0' || r > '9') && !strings.ContainsRune("-_./:=,@%+", r) {
 			safe = false
 			break
 		}

@@ -78,11 +78,11 @@ func newBackfillDB(t *testing.T, ids []string) string {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Exec(`CREATE TABLE MASTER_TABLE (ID VARCHAR)`); err != nil {
+	if _, err := db.ExecContext(t.Context(), `CREATE TABLE MASTER_TABLE (ID VARCHAR)`); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range ids {
-		if _, err := db.Exec(`INSERT INTO MASTER_TABLE VALUES (?)`, id); err != nil {
+		if _, err := db.ExecContext(t.Context(), `INSERT INTO MASTER_TABLE VALUES (?)`, id); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -98,7 +98,7 @@ func storedCounts(t *testing.T, path string) string {
 	}
 	defer db.Close()
 	var found, misses, failures int
-	err = db.QueryRow(`SELECT (SELECT count(*) FROM STANDARDIZED_LOCATIONS), (SELECT count(*) FROM STANDARDIZED_LOCATIONS_MISSES),
+	err = db.QueryRowContext(t.Context(), `SELECT (SELECT count(*) FROM STANDARDIZED_LOCATIONS), (SELECT count(*) FROM STANDARDIZED_LOCATIONS_MISSES),
 		(SELECT count(*) FROM STANDARDIZED_LOCATIONS_FAILURES)`).Scan(&found, &misses, &failures)
 	if err != nil {
 		t.Fatal(err)

@@ -175,7 +175,7 @@ func (f *benchFlags) write(stdout io.Writer, rep *bench.Report) error {
 		return err
 	}
 	if err := bench.WritePlot(out, rep); err != nil {
-		out.Close()
+		_ = out.Close() // the plot's error is the one to report
 		return err
 	}
 	return out.Close()

@@ -75,7 +75,7 @@ func execDuckDB(t *testing.T, path string, stmts ...string) {
 	}
 	defer db.Close()
 	for _, s := range stmts {
-		if _, err := db.Exec(s); err != nil {
+		if _, err := db.ExecContext(t.Context(), s); err != nil {
 			t.Fatalf("%s: %v", s, err)
 		}
 	}
@@ -97,7 +97,7 @@ func duckDBTables(t *testing.T, path string) []string {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT table_schema || '.' || table_name FROM information_schema.tables ORDER BY 1`)
+	rows, err := db.QueryContext(t.Context(), `SELECT table_schema || '.' || table_name FROM information_schema.tables ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,7 +103,7 @@ func TestServeReplicasShareRedis(t *testing.T) {
 		if i > 0 {
 			body.WriteByte(',')
 		}
-		body.WriteString(fmt.Sprintf(`[%d,"R%d"]`, i, i))
+		fmt.Fprintf(&body, `[%d,"R%d"]`, i, i)
 	}
 	body.WriteString(`]}`)
 	code, _ := request(t, http.MethodPost, urls[0]+"/resolve_location", body.String())
@@ -135,7 +135,7 @@ func TestServeReplicasShareRedis(t *testing.T) {
 // request sends one request with the batch id every test batch here uses.
 func request(t *testing.T, method, url, body string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	req, err := http.NewRequestWithContext(t.Context(), method, url, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -99,7 +99,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	defer p.Close()
+	// Serve has drained by then: every answer is sent, and Redis's pool
+	// closing badly changes none of them.
+	defer func() { _ = p.Close() }()
 	if p.Shared != nil {
 		cfg.Shared = p.Shared.Jobs()
 	}
@@ -109,7 +111,8 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	ln, err := net.Listen("tcp", sf.listen)
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", sf.listen)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}

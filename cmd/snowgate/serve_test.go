@@ -101,7 +101,12 @@ func TestServeRunsAndDrains(t *testing.T) {
 		t.Fatalf("runServe ended early: %v", err)
 	}
 	base := "http://" + addr
-	resp, err := http.Post(base+"/resolve_location", "application/json", strings.NewReader(`{"data":[[0,"A1"],[1,null]]}`))
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, base+"/resolve_location", strings.NewReader(`{"data":[[0,"A1"],[1,null]]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +115,10 @@ func TestServeRunsAndDrains(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.HasPrefix(string(body), `{"data":[[0,{"id":"A1",`) || !strings.HasSuffix(string(body), `[1,null]]}`) {
 		t.Fatalf("got %d %s; want 200 with A1's record and a null", resp.StatusCode, body)
 	}
-	resp, err = http.Get(base + "/metrics")
-	if err != nil {
+	if req, err = http.NewRequestWithContext(t.Context(), http.MethodGet, base+"/metrics", nil); err != nil {
+		t.Fatal(err)
+	}
+	if resp, err = http.DefaultClient.Do(req); err != nil {
 		t.Fatal(err)
 	}
 	metrics, _ := io.ReadAll(resp.Body)
