@@ -109,7 +109,8 @@ func jsonType(ctx context.Context, conn *sql.Conn) (duckdb.TypeInfo, error) {
 		if err != nil {
 			return err
 		}
-		defer st.Close()
+		// Only prepared, never run: its Close has nothing to report.
+		defer func() { _ = st.Close() }()
 		ds, ok := st.(*duckdb.Stmt)
 		if !ok {
 			return fmt.Errorf("statement is a %T, not DuckDB's", st)
@@ -258,7 +259,7 @@ func reason(err error) string {
 	switch {
 	case errors.Is(err, locapi.ErrInvalidID):
 		for e := err; e != nil; e = errors.Unwrap(e) {
-			if errors.Unwrap(e) == locapi.ErrInvalidID {
+			if errors.Unwrap(e) == locapi.ErrInvalidID { //nolint:errorlint // the direct wrap is the one wanted
 				return shorten(e.Error())
 			}
 		}

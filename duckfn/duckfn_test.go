@@ -59,7 +59,7 @@ func newEnv(t *testing.T, sc sim.Config, opt duckfn.Options) *env {
 // exec runs statements that return no rows the test reads.
 func (e *env) exec(t *testing.T, query string) {
 	t.Helper()
-	if _, err := e.db.Exec(query); err != nil {
+	if _, err := e.db.ExecContext(t.Context(), query); err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
 }
@@ -67,7 +67,7 @@ func (e *env) exec(t *testing.T, query string) {
 // answers runs a query of (id text, answer text) rows.
 func (e *env) answers(t *testing.T, query string) map[string]*string {
 	t.Helper()
-	rows, err := e.db.Query(query)
+	rows, err := e.db.QueryContext(t.Context(), query)
 	if err != nil {
 		t.Fatalf("%s: %v", query, err)
 	}
@@ -176,7 +176,7 @@ func TestRecordsMatchSimulator(t *testing.T) {
 func TestJSONOperators(t *testing.T) {
 	e := newEnv(t, sim.Config{Seed: 1}, duckfn.Options{})
 	var city, want sql.NullString
-	if err := e.db.QueryRow(`SELECT resolve_location('Q000001')->>'city_label'`).Scan(&city); err != nil {
+	if err := e.db.QueryRowContext(t.Context(), `SELECT resolve_location('Q000001')->>'city_label'`).Scan(&city); err != nil {
 		t.Fatal(err)
 	}
 	_, body := e.sim.Expected("Q000001")
@@ -191,7 +191,7 @@ func TestJSONOperators(t *testing.T) {
 		t.Errorf("city_label: got %v; want %v", city, want)
 	}
 	var typ string
-	if err := e.db.QueryRow(`SELECT typeof(resolve_location('Q000001'))`).Scan(&typ); err != nil {
+	if err := e.db.QueryRowContext(t.Context(), `SELECT typeof(resolve_location('Q000001'))`).Scan(&typ); err != nil {
 		t.Fatal(err)
 	}
 	if typ != "JSON" {
@@ -239,7 +239,7 @@ func TestCallsAreDistinctIDs(t *testing.T) {
 	e.exec(t, fmt.Sprintf(`CREATE TABLE dup AS SELECT 'D' || (i * 7919 %% %d) AS id FROM range(%d) t(i)`, distinct, rows))
 	q := `SELECT count(*), count(resolve_location(id)) FROM dup`
 	var n, answered int
-	if err := e.db.QueryRow(q).Scan(&n, &answered); err != nil {
+	if err := e.db.QueryRowContext(t.Context(), q).Scan(&n, &answered); err != nil {
 		t.Fatal(err)
 	}
 	if n != rows || answered == 0 {
@@ -249,7 +249,7 @@ func TestCallsAreDistinctIDs(t *testing.T) {
 		t.Errorf("first run: provider got %d requests; want %d, one per distinct ID", calls, distinct)
 	}
 	var again int
-	if err := e.db.QueryRow(q).Scan(&n, &again); err != nil {
+	if err := e.db.QueryRowContext(t.Context(), q).Scan(&n, &again); err != nil {
 		t.Fatal(err)
 	}
 	if calls := e.sim.Total(); calls != distinct || again != answered {
@@ -295,7 +295,7 @@ func deref(p *string) any {
 func TestFailAbortsWithReason(t *testing.T) {
 	e := newEnv(t, sim.Config{Seed: 1}, duckfn.Options{OnRowError: duckfn.RowErrorFail})
 	var v sql.NullString
-	err := e.db.QueryRow(`SELECT resolve_location(x)::VARCHAR FROM (VALUES ('Q1'), ('')) t(x)`).Scan(&v)
+	err := e.db.QueryRowContext(t.Context(), `SELECT resolve_location(x)::VARCHAR FROM (VALUES ('Q1'), ('')) t(x)`).Scan(&v)
 	if err == nil || !strings.Contains(err.Error(), `resolve_location(""): invalid id: empty`) {
 		t.Errorf("got %v; want the statement failed naming the empty ID", err)
 	}

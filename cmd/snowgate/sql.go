@@ -105,7 +105,7 @@ func parseSQL(args []string, stdout io.Writer) (*sqlFlags, *resolverFlags, []str
 
 // runSQL runs the statements in order and prints each query's rows. The
 // first statement DuckDB refuses ends the run.
-func runSQL(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error {
+func runSQL(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) (err error) {
 	f, rf, stmts, err := parseSQL(args, stdout)
 	if err != nil {
 		return err
@@ -114,17 +114,25 @@ func runSQL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err != nil {
 		return fmt.Errorf("sql: %w", err)
 	}
-	defer p.Close()
+	// The statements are done (or failed) by then; a Redis pool that
+	// closes badly changes none of their results.
+	defer func() { _ = p.Close() }()
 	db, err := sql.Open("duckdb", strings.TrimPrefix(f.warehouse, "duckdb:"))
 	if err != nil {
 		return usagef("sql: --warehouse %q: %v", f.warehouse, oneLine(err))
 	}
-	defer db.Close()
+	// DuckDB writes its file out on Close: a Close that fails fails the
+	// run, whose tables may not be on disk.
+	defer func() {
+		if cerr := db.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("sql: close %s: %s", f.warehouse, oneLine(cerr))
+		}
+	}()
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("sql: open %s: %s", f.warehouse, oneLine(err))
 	}
-	defer conn.Close()
+	defer func() { _ = conn.Close() }() // returns it to db, whose Close is checked
 	var rows atomic.Int64
 	opt := duckfn.Options{
 		NotFoundObject: f.notFound == gateway.NotFoundObject,
@@ -168,7 +176,9 @@ func runStatement(ctx context.Context, conn *sql.Conn, stmt string, out *printer
 	if err != nil {
 		return err
 	}
-	out.begin(cols)
+	if err := out.begin(cols); err != nil {
+		return err
+	}
 	vals := make([]any, len(cols))
 	ptrs := make([]any, len(cols))
 	for i := range vals {
@@ -198,7 +208,7 @@ var queryWords = map[string]bool{
 
 func isQuery(stmt string) bool {
 	s := strings.TrimLeft(skipComments(stmt), " \t\r\n(")
-	end := strings.IndexFunc(s, func(r rune) bool { return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') })
+	end := strings.IndexFunc(s, func(r rune) bool { return (r < 'a' || r > 'z') && (r < 'A' || r > 'Z') })
 	if end < 0 {
 		end = len(s)
 	}
@@ -382,15 +392,18 @@ func newPrinter(stdout io.Writer, format string) *printer {
 	return &printer{w: w, format: format, csv: csv.NewWriter(w)}
 }
 
-func (p *printer) begin(cols []string) {
+func (p *printer) begin(cols []string) error {
 	if p.sets > 0 && p.format != "json" {
-		p.w.WriteString("\n")
+		if _, err := p.w.WriteString("\n"); err != nil {
+			return err
+		}
 	}
 	p.sets++
 	p.cols, p.table = cols, p.table[:0]
 	if p.format == "csv" {
-		p.csv.Write(cols)
+		return p.csv.Write(cols)
 	}
+	return nil
 }
 
 func (p *printer) row(vals []any) error {
@@ -418,24 +431,28 @@ func (p *printer) row(vals []any) error {
 
 // jsonRow prints one object a line, keys in column order.
 func (p *printer) jsonRow(vals []any) error {
-	p.w.WriteByte('{')
+	line := []byte{'{'}
 	for i, v := range vals {
 		if i > 0 {
-			p.w.WriteByte(',')
+			line = append(line, ',')
 		}
-		k, _ := json.Marshal(p.cols[i])
-		p.w.Write(k)
-		p.w.WriteByte(':')
+		k, err := json.Marshal(p.cols[i])
+		if err != nil {
+			return err
+		}
+		line = append(append(line, k...), ':')
 		if b, ok := v.([]byte); ok {
 			v = string(b)
 		}
 		j, err := json.Marshal(v)
 		if err != nil {
-			j, _ = json.Marshal(fmt.Sprint(v))
+			if j, err = json.Marshal(fmt.Sprint(v)); err != nil {
+				return err
+			}
 		}
-		p.w.Write(j)
+		line = append(line, j...)
 	}
-	_, err := p.w.WriteString("}\n")
+	_, err := p.w.Write(append(line, '}', '\n'))
 	return err
 }
 
@@ -458,31 +475,38 @@ func (p *printer) end() error {
 			widths[i] = max(widths[i], utf8.RuneCountInString(c))
 		}
 	}
-	p.tableLine(p.cols, widths)
 	dashes := make([]string, len(widths))
 	for i, w := range widths {
 		dashes[i] = strings.Repeat("-", w)
 	}
-	p.tableLine(dashes, widths)
+	var b []byte
+	b = tableLine(b, p.cols, widths)
+	b = tableLine(b, dashes, widths)
 	for _, r := range p.table {
-		p.tableLine(r, widths)
+		b = tableLine(b, r, widths)
 	}
-	n := len(p.table)
-	_, err := fmt.Fprintf(p.w, "(%d row%s)\n", n, map[bool]string{true: "", false: "s"}[n == 1])
+	if n := len(p.table); n == 1 {
+		b = append(b, "(1 row)\n"...)
+	} else {
+		b = fmt.Appendf(b, "(%d rows)\n", n)
+	}
+	_, err := p.w.Write(b)
 	return err
 }
 
-func (p *printer) tableLine(cells []string, widths []int) {
+// tableLine appends one line of cells padded to widths; the last is not
+// padded, so no line ends in blanks.
+func tableLine(b []byte, cells []string, widths []int) []byte {
 	for i, c := range cells {
 		if i > 0 {
-			p.w.WriteString("  ")
+			b = append(b, "  "...)
 		}
-		p.w.WriteString(c)
+		b = append(b, c...)
 		if i < len(cells)-1 {
-			p.w.WriteString(strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)))
+			b = append(b, strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))...)
 		}
 	}
-	p.w.WriteByte('\n')
+	return append(b, '\n')
 }
 
 func (p *printer) flush() error { return p.w.Flush() }

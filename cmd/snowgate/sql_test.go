@@ -94,9 +94,14 @@ func sqlWant(t *testing.T, s *sim.Running, id string) map[string]any {
 		t.Fatal(err)
 	}
 	v := func(p any) any {
-		b, _ := json.Marshal(p)
+		b, err := json.Marshal(p)
 		var x any
-		json.Unmarshal(b, &x)
+		if err == nil {
+			err = json.Unmarshal(b, &x)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 		return x
 	}
 	l := e.Location
@@ -211,7 +216,7 @@ func TestSQLExamplesFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	rows, err := conn.Query(`SELECT ID, CITY_LABEL, LATITUDE FROM EXAMPLE_LOCATIONS`)
+	rows, err := conn.QueryContext(t.Context(), `SELECT ID, CITY_LABEL, LATITUDE FROM EXAMPLE_LOCATIONS`)
 	if err != nil {
 		t.Fatal(err)
 	}
