@@ -181,9 +181,6 @@ func (c *Client) Ping(ctx context.Context) error {
 	return c.do(ctx, "ping", func(ctx context.Context) error { return c.rdb.Ping(ctx).Err() })
 }
 
-// Up reports whether Redis is taken as reachable.
-func (c *Client) Up() bool { return !c.h.down.Load() }
-
 // do runs one operation under the timeout and the health check. redis.Nil
 // (a missing key) is returned as it is: an answer, not a failure.
 func (c *Client) do(ctx context.Context, op string, f func(ctx context.Context) error) error {
