@@ -220,7 +220,9 @@ func TestMetricsAddUp(t *testing.T) {
 	cancel()
 	check("given up", <-done, Stats{IDs: 3, Distinct: 3, Abandoned: 3, Failed: 3})
 	close(g.release)
-	<-g.ctxErr
+	if err := <-g.ctxErr; err != nil {
+		t.Errorf("the lookup's ctx ended (%v); want it detached from every caller", err)
+	}
 
 	// w is stored after a caller has begun its lookup and another has
 	// joined it: the leader's re-check hits, the joiner is coalesced.
@@ -287,7 +289,9 @@ func TestCloseCancelsFlights(t *testing.T) {
 	go func() { warm <- r.Resolve(t.Context(), "hot") }()
 	<-g.started
 	g.release <- struct{}{}
-	<-g.ctxErr
+	if err := <-g.ctxErr; err != nil {
+		t.Errorf("the lookup's ctx ended (%v); want it detached from every caller", err)
+	}
 	<-warm
 
 	ids := []string{"a", "b", "c"}

@@ -140,7 +140,9 @@ func TestResolveManyCancelledKeepsHitsAndFlight(t *testing.T) {
 	go func() { warm <- r.Resolve(t.Context(), "a") }()
 	<-g.started
 	g.release <- struct{}{} // let only a's lookup through
-	<-g.ctxErr
+	if err := <-g.ctxErr; err != nil {
+		t.Errorf("the lookup's ctx ended (%v); want it detached from every caller", err)
+	}
 	checkOutcome(t, "a", <-warm)
 
 	ctx, cancel := context.WithCancel(t.Context())
@@ -187,7 +189,9 @@ func TestResolveManyStatsCoalesced(t *testing.T) {
 	go func() { o, s := r.ResolveMany(t.Context(), []string{"x"}); second <- res{o, s} }()
 	<-joined
 	close(g.release)
-	<-g.ctxErr
+	if err := <-g.ctxErr; err != nil {
+		t.Errorf("the lookup's ctx ended (%v); want it detached from every caller", err)
+	}
 
 	f, s := <-first, <-second
 	if want := (Stats{IDs: 2, Distinct: 1, Fetched: 1}); f.st != want {
