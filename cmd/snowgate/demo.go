@@ -95,7 +95,7 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 	}
 	start := time.Now()
 	d := &demoEnv{f: f, out: stdout, logger: logger}
-	if err := d.start(); err != nil {
+	if err := d.start(ctx); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer d.close()
@@ -116,8 +116,8 @@ func runDemo(ctx context.Context, args []string, stdout io.Writer, logger *slog.
 }
 
 // start makes the DuckDB file and starts the simulator and the resolver.
-func (d *demoEnv) start() error {
-	if err := makeDemoTable(d.f.db, d.f.rows, d.f.distinct); err != nil {
+func (d *demoEnv) start(ctx context.Context) error {
+	if err := makeDemoTable(ctx, d.f.db, d.f.rows, d.f.distinct); err != nil {
 		return err
 	}
 	s, err := sim.Start(sim.Config{
@@ -143,21 +143,23 @@ func (d *demoEnv) start() error {
 	return nil
 }
 
+// close releases what start made. The demo's verdict is in by then, and a
+// close error would change none of it.
 func (d *demoEnv) close() {
 	if d.res != nil {
-		d.res.Close()
+		_ = d.res.Close()
 	}
 	if d.client != nil {
 		d.client.Close()
 	}
 	if d.sim != nil {
-		d.sim.Close()
+		_ = d.sim.Close()
 	}
 }
 
 // makeDemoTable replaces path with a DuckDB file holding MASTER_TABLE(ID):
 // rows IDs of which distinct are different.
-func makeDemoTable(path string, rows, distinct int) error {
+func makeDemoTable(ctx context.Context, path string, rows, distinct int) error {
 	for _, p := range []string{path, path + ".wal"} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
@@ -167,8 +169,8 @@ func makeDemoTable(path string, rows, distinct int) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	_, err = db.Exec(`CREATE TABLE MASTER_TABLE AS
+	defer func() { _ = db.Close() }() // for the error path: the end checks its own Close
+	_, err = db.ExecContext(ctx, `CREATE TABLE MASTER_TABLE AS
 		SELECT 'Q' || lpad((i % ?)::VARCHAR, 6, '0') AS ID FROM range(?) t(i)`, distinct, rows)
 	if err != nil {
 		return fmt.Errorf("create MASTER_TABLE: %w", err)
@@ -187,7 +189,7 @@ func (d *demoEnv) backfill(ctx context.Context) (loader.Summary, error) {
 	if err != nil {
 		return loader.Summary{}, err
 	}
-	defer wh.Close()
+	defer func() { _ = wh.Close() }() // for the error paths: the end checks its own Close
 	bf := &backfillFlags{progress: d.f.progress}
 	cfg := loader.Config{ProviderStats: func() loader.ProviderStats {
 		s := d.client.Stats()
@@ -211,11 +213,11 @@ func (d *demoEnv) backfill(ctx context.Context) (loader.Summary, error) {
 	if err := wh.Close(); err != nil {
 		return sum, err
 	}
-	return sum, d.checkTables(sum)
+	return sum, d.checkTables(ctx, sum)
 }
 
 // checkTables compares the DuckDB tables with the simulator's answers.
-func (d *demoEnv) checkTables(sum loader.Summary) error {
+func (d *demoEnv) checkTables(ctx context.Context, sum loader.Summary) error {
 	var want [4]int64 // found, not found, no location, failed
 	for i := 0; i < d.f.distinct; i++ {
 		switch kind, _ := d.sim.Expected(fmt.Sprintf("Q%06d", i)); kind {
@@ -233,9 +235,9 @@ func (d *demoEnv) checkTables(sum loader.Summary) error {
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Close() }() // for the error paths: the end checks its own Close
 	var got [4]int64
-	err = db.QueryRow(`SELECT
+	err = db.QueryRowContext(ctx, `SELECT
 		(SELECT count(DISTINCT ID) FROM STANDARDIZED_LOCATIONS),
 		(SELECT count(*) FROM STANDARDIZED_LOCATIONS_MISSES WHERE OUTCOME = 'not_found'),
 		(SELECT count(*) FROM STANDARDIZED_LOCATIONS_MISSES WHERE OUTCOME = 'no_location'),
@@ -247,7 +249,7 @@ func (d *demoEnv) checkTables(sum loader.Summary) error {
 		return fmt.Errorf("tables hold found/not found/no location/failed = %v; the simulator says %v", got, want)
 	}
 	var rows int64
-	if err := db.QueryRow(`SELECT count(*) FROM STANDARDIZED_LOCATIONS`).Scan(&rows); err != nil {
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM STANDARDIZED_LOCATIONS`).Scan(&rows); err != nil {
 		return err
 	}
 	if rows != want[0] {
@@ -279,14 +281,19 @@ func (d *demoEnv) gateway(ctx context.Context) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := new(net.ListenConfig).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", err
 	}
 	ctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() { served <- gw.Serve(ctx, ln) }()
-	defer func() { stop(); <-served }()
+	defer func() {
+		stop()
+		if err := <-served; err != nil {
+			d.logger.Warn("demo gateway", "err", err.Error())
+		}
+	}()
 	url := "http://" + ln.Addr().String() + "/resolve_location"
 	fmt.Fprintf(d.out, "\n2. gateway: Snowflake-format batches to %s\n", url)
 
