@@ -7,9 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
-	"unicode/utf8"
 
 	"github.com/snowgate/snowgate/cache"
+	"github.com/snowgate/snowgate/jsontext"
 	"github.com/snowgate/snowgate/locapi"
 )
 
@@ -176,7 +176,7 @@ func (s *Server) appendOutcome(buf []byte, id string, o *cache.Outcome, rc *rowC
 			return append(buf, "null"...), nil
 		}
 		buf = append(buf, `{"found":false,"id":`...)
-		buf = appendJSONString(buf, id)
+		buf = jsontext.AppendString(buf, id, false)
 		buf = append(buf, `,"status":"`...)
 		buf = append(buf, o.Status.String()...)
 		return append(buf, `"}`...), nil
@@ -196,7 +196,7 @@ func (s *Server) appendRowError(buf []byte, err error, rc *rowCounts) []byte {
 		return append(buf, "null"...)
 	}
 	buf = append(buf, `{"error":`...)
-	buf = appendJSONString(buf, rowReason(err))
+	buf = jsontext.AppendString(buf, rowReason(err), false)
 	return append(buf, '}')
 }
 
@@ -257,34 +257,4 @@ func tooLarge(rows, size, limit int) result {
 	return textResult(http.StatusBadRequest, outcomeTooLarge, fmt.Sprintf(
 		"answer for %d rows is %d bytes, over the %d-byte response limit: set MAX_BATCH_ROWS = %d on the external function",
 		rows, size, limit, fit))
-}
-
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD
-// so the output is always valid JSON.
-func appendJSONString(buf []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	buf = append(buf, '"')
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= utf8.RuneSelf {
-			r, n := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && n == 1 {
-				buf = append(buf, `\ufffd`...)
-			} else {
-				buf = append(buf, s[i:i+n]...)
-			}
-			i += n
-			continue
-		}
-		switch {
-		case c == '"' || c == '\\':
-			buf = append(buf, '\\', c)
-		case c < 0x20:
-			buf = append(buf, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-		default:
-			buf = append(buf, c)
-		}
-		i++
-	}
-	return append(buf, '"')
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zlib"
 
+	"github.com/snowgate/snowgate/jsontext"
 	"github.com/snowgate/snowgate/locapi"
 )
 
@@ -304,7 +305,7 @@ func parseID(raw json.RawMessage) (string, idKind, error) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return "", idBad, fmt.Errorf("%w: %w", locapi.ErrInvalidID, err)
 		}
-		if loneSurrogate(raw) {
+		if jsontext.LoneSurrogate(raw) {
 			// Likewise for "\ud800": it has no UTF-8 form, so it would be
 			// looked up as U+FFFD.
 			return "", idBad, errSurrogID
@@ -320,46 +321,6 @@ func parseID(raw json.RawMessage) (string, idKind, error) {
 		return "", idBad, errObjectID
 	}
 	return "", idBad, errArrayID
-}
-
-// loneSurrogate reports whether the JSON string raw, valid JSON, has a \u
-// escape of a UTF-16 surrogate that is not half of a pair.
-func loneSurrogate(raw []byte) bool {
-	high := false // the last escape was a high surrogate awaiting its pair
-	for i := 0; i < len(raw); i++ {
-		if raw[i] != '\\' {
-			if high {
-				return true
-			}
-			continue
-		}
-		if raw[i+1] != 'u' {
-			if high {
-				return true
-			}
-			i++ // a one-letter escape, \\ included
-			continue
-		}
-		v, _ := strconv.ParseUint(string(raw[i+2:i+6]), 16, 16)
-		i += 5
-		switch {
-		case v >= 0xd800 && v < 0xdc00:
-			if high {
-				return true
-			}
-			high = true
-		case v >= 0xdc00 && v < 0xe000:
-			if !high {
-				return true
-			}
-			high = false
-		default:
-			if high {
-				return true
-			}
-		}
-	}
-	return high
 }
 
 // truncate shortens s for an error message shown to the SQL user.

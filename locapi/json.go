@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/snowgate/snowgate/jsontext"
 )
 
 // This file holds the two pieces of JSON on the cold path, written by hand
@@ -451,7 +453,7 @@ func (r *Record) AppendJSON(b []byte) ([]byte, error) {
 // appendJSON is AppendJSON without the copy; on failure it returns nil.
 func (r *Record) appendJSON(b []byte) ([]byte, error) {
 	b = append(b, `{"id":`...)
-	b = appendString(b, r.ID)
+	b = jsontext.AppendString(b, r.ID, true)
 	b = appendOptString(b, `,"label":`, r.Label)
 	b = appendOptString(b, `,"geo_label":`, r.GeoLabel)
 	b = appendOptString(b, `,"street_address":`, r.StreetAddress)
@@ -474,7 +476,7 @@ func appendOptString(b []byte, key string, p *string) []byte {
 	if p == nil {
 		return append(b, "null"...)
 	}
-	return appendString(b, *p)
+	return jsontext.AppendString(b, *p, true)
 }
 
 func appendOptFloat(b []byte, key string, p *float64) ([]byte, bool) {
@@ -483,78 +485,6 @@ func appendOptFloat(b []byte, key string, p *float64) ([]byte, bool) {
 		return append(b, "null"...), true
 	}
 	return appendFloat(b, *p)
-}
-
-// appendString appends s quoted the way encoding/json quotes a string by
-// default: besides what JSON requires, <, > and & are escaped (HTML-safe),
-// U+2028 and U+2029 too (JavaScript-safe), and each byte of invalid UTF-8
-// becomes U+FFFD.
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	done := 0 // s[:done] is in b
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if !plain[c] {
-				b = append(b, s[done:i]...)
-				b = appendEscape(b, c)
-				done = i + 1
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			b = append(b, s[done:i]...)
-			b = append(b, `\ufffd`...)
-			done = i + n
-		case r == '\u2028' || r == '\u2029':
-			b = append(b, s[done:i]...)
-			b = append(b, `\u202`...)
-			b = append(b, "0123456789abcdef"[r&0xf])
-			done = i + n
-		}
-		i += n
-	}
-	b = append(b, s[done:]...)
-	return append(b, '"')
-}
-
-// plain marks the ASCII bytes appendString copies as they are.
-var plain = [utf8.RuneSelf]bool{
-	' ': true, '!': true, '#': true, '$': true, '%': true, '\'': true, '(': true, ')': true,
-	'*': true, '+': true, ',': true, '-': true, '.': true, '/': true, '0': true, '1': true,
-	'2': true, '3': true, '4': true, '5': true, '6': true, '7': true, '8': true, '9': true,
-	':': true, ';': true, '=': true, '?': true, '@': true, 'A': true, 'B': true, 'C': true,
-	'D': true, 'E': true, 'F': true, 'G': true, 'H': true, 'I': true, 'J': true, 'K': true,
-	'L': true, 'M': true, 'N': true, 'O': true, 'P': true, 'Q': true, 'R': true, 'S': true,
-	'T': true, 'U': true, 'V': true, 'W': true, 'X': true, 'Y': true, 'Z': true, '[': true,
-	']': true, '^': true, '_': true, '`': true, 'a': true, 'b': true, 'c': true, 'd': true,
-	'e': true, 'f': true, 'g': true, 'h': true, 'i': true, 'j': true, 'k': true, 'l': true,
-	'm': true, 'n': true, 'o': true, 'p': true, 'q': true, 'r': true, 's': true, 't': true,
-	'u': true, 'v': true, 'w': true, 'x': true, 'y': true, 'z': true, '{': true, '|': true,
-	'}': true, '~': true, '\x7f': true,
-}
-
-// appendEscape appends the escape of an ASCII byte that is not plain.
-func appendEscape(b []byte, c byte) []byte {
-	switch c {
-	case '"', '\\':
-		return append(b, '\\', c)
-	case '\b':
-		return append(b, `\b`...)
-	case '\f':
-		return append(b, `\f`...)
-	case '\n':
-		return append(b, `\n`...)
-	case '\r':
-		return append(b, `\r`...)
-	case '\t':
-		return append(b, `\t`...)
-	}
-	const hex = "0123456789abcdef"
-	return append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
 }
 
 // appendFloat appends f as encoding/json writes a float64: the shortest

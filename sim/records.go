@@ -303,6 +303,7 @@ func appendCoord(b []byte, base float64, x uint64) []byte {
 
 // appendString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD
 // and U+2028/U+2029 are escaped, as encoding/json does.
+// It is not jsontext.AppendString on purpose: the simulator stays independent of the code it tests.
 func appendString(b []byte, s string) []byte {
 	const hex = "0123456789abcdef"
 	b = append(b, '"')
