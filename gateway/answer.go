@@ -32,7 +32,7 @@ func textResult(status int, outcome, msg string) result {
 // resolveLocation answers resolve_location(id): every ID that can be looked
 // up goes to the resolver in one call (it dedupes, caches and fans out), and
 // the answers are laid out in input order.
-func (s *Server) resolveLocation(ctx context.Context, b *batch, _ *call) result {
+func (s *Server) resolveLocation(ctx context.Context, b *batch) result {
 	ids := b.ids
 	if b.text < b.len() {
 		ids = make([]string, 0, b.text)

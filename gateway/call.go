@@ -23,8 +23,9 @@ const (
 	suffixBase64     = extfunc.SuffixBase64
 )
 
-// call is what Snowflake's headers say about one request. Functions get it
-// with their batch; the summary log line carries its IDs.
+// call is what Snowflake's headers say about one request. Only the debug
+// line of a new batch reads it, so post parses it only when that line is
+// written.
 type call struct {
 	QueryID string
 	BatchID string

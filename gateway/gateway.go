@@ -4,6 +4,11 @@
 // compression, idempotent retries and asynchronous polling by batch id (in
 // a JobStore shared by several replicas, optionally), an in-flight row cap
 // (429 above it), an optional shared secret, and a draining shutdown.
+//
+// Those batch mechanics are one engine that knows no wire protocol
+// (batches.go, with shared.go for the claims between replicas); the
+// Snowflake protocol is a thin adapter over it (snowflake.go), and another
+// protocol would be another adapter file over the same engine.
 package gateway
 
 import (
@@ -183,44 +188,24 @@ func setDefault[T comparable](v *T, def T) {
 	}
 }
 
-// function is one external function: the path it is served at, the number
-// of arguments after the row number, and how a batch becomes an answer. New
-// functions are new rows in Server.functions.
-type function struct {
-	name  string
-	path  string
-	arity int
-	run   func(ctx context.Context, b *batch, c *call) result
-}
-
 // Server is the remote service. Build it with New, then Serve it, or mount
 // Handler in a test.
 type Server struct {
-	cfg       Config
-	res       Resolver
-	log       *slog.Logger
-	met       *metrics
-	jobs      *jobTable
-	engine    *gin.Engine
-	functions []function
-	authSum   [32]byte // sha256 of AuthSecret; the secret itself is not kept
+	cfg     Config
+	res     Resolver
+	log     *slog.Logger
+	met     *metrics
+	batches *batches // the batch engine; snowflake.go is its adapter
+	engine  *gin.Engine
+	authSum [32]byte // sha256 of AuthSecret; the secret itself is not kept
 	// digestSeed keys batch.digest, which tells a retry from a reused
 	// batch id.
 	digestSeed maphash.Seed
-
-	// jobCtx is the parent of every batch's work: detached from requests
-	// (a retry may join the work after the first client left) and
-	// cancelled only when a drain runs out of time.
-	jobCtx    context.Context
-	cancelJob context.CancelFunc
 
 	bodies  sync.Pool // *bytes.Buffer for request bodies, and scratch for compressed answers
 	answers sync.Pool // *[]byte: answer buffers no job keeps (see answerBuffer)
 	gzips   sync.Pool // *gzip.Writer
 	serving atomic.Bool
-	// storeFailing is set while Config.Shared is unreachable, so the
-	// outage is logged once.
-	storeFailing atomic.Bool
 }
 
 // New returns a Server answering through res. reg registers the gateway's
@@ -238,22 +223,13 @@ func New(res Resolver, cfg Config, reg prometheus.Registerer) (*Server, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s := &Server{cfg: cfg, res: res, log: cfg.Logger, met: met, digestSeed: maphash.MakeSeed()}
-	s.jobs = newJobTable(cfg.ResultTTL, cfg.MaxInflightRows, cfg.MaxResults, cfg.MaxResultBytes,
-		func(rows, async, kept int) {
-			met.inflight.Set(float64(rows))
-			met.asyncJobs.Set(float64(async))
-			met.kept.Set(float64(kept))
-		})
 	if cfg.AuthSecret != "" {
 		s.authSum = sum256(cfg.AuthSecret)
 	}
 	s.cfg.AuthSecret = "" // nothing below needs it; keep it out of reach of logging
-	s.jobCtx, s.cancelJob = context.WithCancel(context.Background())
+	s.batches = newBatches(s.cfg, met)
 	s.bodies.New = func() any { return new(bytes.Buffer) }
 	s.gzips.New = func() any { zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed); return zw }
-	s.functions = []function{
-		{name: "resolve_location", path: cfg.Path, arity: 1, run: s.resolveLocation},
-	}
 	s.engine = s.newEngine()
 	return s, nil
 }
@@ -283,7 +259,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	swept := make(chan struct{})
 	go func() {
 		defer close(swept)
-		s.sweep(sweepCtx)
+		s.batches.maintain(sweepCtx)
 	}()
 	defer func() { stopSweep(); <-swept }()
 
@@ -291,8 +267,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	go func() { served <- srv.Serve(ln) }()
 	select {
 	case err := <-served:
-		s.jobs.drain()
-		s.cancelJob()
+		s.batches.drain()
+		s.batches.cancel()
 		return fmt.Errorf("gateway: serve: %w", err)
 	case <-ctx.Done():
 	}
@@ -302,14 +278,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // drain implements Serve's shutdown after its context ended.
 func (s *Server) drain(srv *http.Server, served <-chan error) error {
 	start := time.Now()
-	s.jobs.drain()
+	s.batches.drain()
 	srv.SetKeepAlivesEnabled(false)
 	s.log.Info("draining", "timeout", s.cfg.ShutdownTimeout.String())
 	dctx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
-	if err := s.jobs.waitIdle(dctx); err != nil {
+	if err := s.batches.waitIdle(dctx); err != nil {
 		s.log.Warn("drain timed out; cancelling the remaining batches")
-		s.cancelJob()
+		s.batches.cancel()
 	}
 	// Handlers still writing answers get a short grace after a timeout.
 	sctx, scancel := context.WithTimeout(context.Background(), max(time.Until(start.Add(s.cfg.ShutdownTimeout)), 2*time.Second))
@@ -320,7 +296,7 @@ func (s *Server) drain(srv *http.Server, served <-chan error) error {
 		// connections that outlived the grace.
 		_ = srv.Close()
 	}
-	s.cancelJob()
+	s.batches.cancel()
 	err := <-served
 	s.log.Info("drained", "duration_ms", time.Since(start).Milliseconds())
 	if !errors.Is(err, http.ErrServerClosed) {
@@ -329,28 +305,4 @@ func (s *Server) drain(srv *http.Server, served <-chan error) error {
 		return fmt.Errorf("gateway: serve: %w", err)
 	}
 	return nil
-}
-
-// sweep forgets expired answers until ctx ends, and with a shared store
-// keeps again the answers it may have lost.
-func (s *Server) sweep(ctx context.Context) {
-	every := min(max(s.cfg.ResultTTL/10, time.Second), time.Minute)
-	t := time.NewTicker(every)
-	defer t.Stop()
-	var republish <-chan time.Time
-	if s.cfg.Shared != nil {
-		rt := time.NewTicker(republishEvery)
-		defer rt.Stop()
-		republish = rt.C
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.jobs.sweep(now)
-		case <-republish:
-			s.republish(ctx)
-		}
-	}
 }

@@ -2,26 +2,20 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/klauspost/compress/gzip"
 )
 
-// bodyReadTimeout bounds reading one request body.
-const bodyReadTimeout = time.Minute
-
-// newEngine routes the function table and the operational endpoints.
+// newEngine routes the Snowflake function and the operational endpoints.
 func (s *Server) newEngine() *gin.Engine {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -31,11 +25,8 @@ func (s *Server) newEngine() *gin.Engine {
 	if s.cfg.Metrics != nil {
 		e.GET("/metrics", gin.WrapH(s.cfg.Metrics))
 	}
-	for i := range s.functions {
-		fn := &s.functions[i]
-		e.POST(fn.path, s.auth, s.post(fn))
-		e.GET(fn.path, s.auth, s.poll(fn))
-	}
+	e.POST(s.cfg.Path, s.auth, s.post)
+	e.GET(s.cfg.Path, s.auth, s.poll)
 	e.NoRoute(func(c *gin.Context) {
 		writeText(c, http.StatusNotFound, "no such path: "+truncate(c.Request.URL.Path, 64))
 	})
@@ -64,7 +55,7 @@ func (s *Server) recoverPanic(c *gin.Context) {
 }
 
 func (s *Server) ready(c *gin.Context) {
-	if s.jobs.isDraining() {
+	if s.batches.draining() {
 		writeText(c, http.StatusServiceUnavailable, "draining")
 		return
 	}
@@ -87,245 +78,6 @@ func (s *Server) auth(c *gin.Context) {
 }
 
 func sum256(s string) [32]byte { return sha256.Sum256([]byte(s)) }
-
-// logger is the base logger with the IDs every line about a batch carries.
-func (s *Server) logger(h http.Header) *slog.Logger {
-	return s.log.With("query_id", h.Get(hdrQueryID), "batch_id", h.Get(hdrBatchID))
-}
-
-// post handles a batch: a known batch id joins its job or gets its kept
-// answer without decoding; otherwise the body is decoded, admitted against
-// the in-flight cap, and run as a new job.
-func (s *Server) post(fn *function) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		start := time.Now()
-		h := c.Request.Header
-		key := jobKey(fn.path, h.Get(hdrBatchID))
-		log := s.logger(h)
-		if j := s.jobs.get(key, start); j != nil && !j.failed() {
-			// A retry repeats its rows; a reused batch id must not get
-			// another batch's answer.
-			if b, status, err := s.decode(c, fn, start); err != nil {
-				s.reject(c, log, status, outcomeRejected, err)
-				return
-			} else if !j.sameRows(b.digest(s.digestSeed)) {
-				s.reject(c, log, http.StatusConflict, outcomeRejected, errReused)
-				return
-			}
-			s.met.batches.WithLabelValues(outcomeReplayed).Inc()
-			s.await(c, j)
-			return
-		}
-		if err := checkFormat(h); err != nil {
-			s.reject(c, log, http.StatusBadRequest, outcomeRejected, err)
-			return
-		}
-		b, status, err := s.decode(c, fn, start)
-		if err != nil {
-			s.reject(c, log, status, outcomeRejected, err)
-			return
-		}
-		st := claimNone
-		if s.cfg.Shared != nil && key != "" {
-			var done bool
-			if st, done = s.settle(c, key, log); done {
-				return
-			}
-		}
-		var digest uint64 // only a batch id can be reused
-		if key != "" {
-			digest = b.digest(s.digestSeed)
-		}
-		j, started, err := s.jobs.startShared(key, b.len(), digest, time.Now(), st)
-		if err != nil && st == claimHeld {
-			s.dropClaim(key)
-		}
-		switch {
-		case errors.Is(err, errDraining):
-			s.reject(c, log, http.StatusServiceUnavailable, outcomeDraining, err)
-			return
-		case errors.Is(err, errReused):
-			s.reject(c, log, http.StatusConflict, outcomeRejected, err)
-			return
-		case errors.Is(err, errOverloaded):
-			s.reject(c, log, http.StatusTooManyRequests, outcomeOverloaded,
-				fmt.Errorf("overloaded: over %d rows in flight; retry later", s.cfg.MaxInflightRows))
-			return
-		case !started:
-			s.met.batches.WithLabelValues(outcomeReplayed).Inc()
-		default:
-			j.compress = s.cfg.Shared == nil && acceptsGzip(h.Get("Accept-Encoding"))
-			cl := parseCall(h)
-			if log.Enabled(c, slog.LevelDebug) {
-				log.Debug("batch headers", "call", cl.logValue(s.cfg.AuthHeader))
-			}
-			go s.run(j, fn, b, cl, log, start)
-		}
-		s.await(c, j)
-	}
-}
-
-// decode reads and parses a new batch's body into a pooled buffer. A slow
-// sender may not hold the buffer for long: the read has a deadline, lifted
-// again for the wait on the batch. (Test recorders do not support deadlines;
-// the error is then ignored.)
-func (s *Server) decode(c *gin.Context, fn *function, start time.Time) (*batch, int, error) {
-	buf := s.bodies.Get().(*bytes.Buffer)
-	buf.Reset()
-	rc := http.NewResponseController(c.Writer)
-	_ = rc.SetReadDeadline(start.Add(bodyReadTimeout))
-	b, status, err := decodeRequest(c.Request, buf, s.cfg.MaxBody, fn.arity)
-	_ = rc.SetReadDeadline(time.Time{})
-	if buf.Cap() <= 4<<20 { // don't keep rare huge buffers alive
-		s.bodies.Put(buf)
-	}
-	return b, status, err
-}
-
-// checkFormat rejects a format other than Snowflake's JSON 1.0. Absent
-// headers are accepted, for hand-made requests.
-func checkFormat(h http.Header) error {
-	if f := h.Get(hdrFormat); f != "" && !strings.EqualFold(f, "json") {
-		return fmt.Errorf("unsupported %s %q: only json", hdrFormat, truncate(f, 32))
-	}
-	if v := h.Get(hdrFormatVersion); v != "" && v != "1.0" {
-		return fmt.Errorf("unsupported %s %q: only 1.0", hdrFormatVersion, truncate(v, 32))
-	}
-	return nil
-}
-
-// await answers from j once it is done. With Async a batch not done within
-// BatchTimeout answers 202 and keeps going. If the client leaves, the job
-// goes on and keeps its answer for Snowflake's retry.
-func (s *Server) await(c *gin.Context, j *job) {
-	var timeout <-chan time.Time
-	if s.asyncJob(j) {
-		t := time.NewTimer(s.cfg.BatchTimeout)
-		defer t.Stop()
-		timeout = t.C
-	}
-	if s.cfg.Shared != nil {
-		s.jobs.wait(j, 1)
-		defer s.jobs.wait(j, -1)
-	}
-	select {
-	case <-j.done:
-		s.writeJob(c, j)
-	case <-timeout:
-		if !s.jobs.markAsync(j) { // it finished just now
-			s.writeJob(c, j)
-			return
-		}
-		s.met.batches.WithLabelValues(outcomeAccepted).Inc()
-		c.Status(http.StatusAccepted)
-		c.Writer.WriteHeaderNow()
-	case <-c.Request.Context().Done():
-		// Nobody reads this; it only keeps gin from sending an empty 200.
-		writeText(c, http.StatusServiceUnavailable, "client went away")
-	}
-}
-
-// asyncJob reports whether j may answer 202: Async is on and the batch has
-// an id to poll by.
-func (s *Server) asyncJob(j *job) bool {
-	return s.cfg.Async && j.key != ""
-}
-
-// poll answers Snowflake's GET for an asynchronous batch: 202 while it runs,
-// its answer when done, 404 if the batch id is unknown here (and, with a
-// shared store, to every replica).
-func (s *Server) poll(fn *function) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		key := c.Request.Header.Get(hdrBatchID)
-		if key == "" {
-			writeText(c, http.StatusBadRequest, "GET needs the "+hdrBatchID+" header: it only polls an asynchronous batch")
-			return
-		}
-		j := s.jobs.get(jobKey(fn.path, key), time.Now())
-		if j == nil && s.cfg.Shared != nil {
-			s.pollShared(c, jobKey(fn.path, key), key)
-			return
-		}
-		if j == nil {
-			writeText(c, http.StatusNotFound, "unknown batch id "+quoteID(key)+
-				": never posted here, or its answer expired (see --result-ttl); with several replicas, route a query's polls to one replica")
-			return
-		}
-		select {
-		case <-j.done:
-			s.writeJob(c, j)
-		default:
-			c.Status(http.StatusAccepted)
-			c.Writer.WriteHeaderNow()
-		}
-	}
-}
-
-// run works one job to its end, publishes the answer, and writes the
-// batch's metrics and summary line.
-func (s *Server) run(j *job, fn *function, b *batch, cl *call, log *slog.Logger, start time.Time) {
-	timeout := s.cfg.BatchTimeout
-	if s.asyncJob(j) {
-		timeout = s.cfg.AsyncTimeout
-	}
-	ctx, cancel := context.WithTimeout(s.jobCtx, timeout)
-	defer cancel()
-	// The claim is renewed even when the store was down at the start: the
-	// renewal makes it once the store is back, so polls there find it.
-	stopRenew := func() {}
-	if j.shared != claimNone {
-		stopRenew = s.renewClaim(j.key)
-	}
-	res := s.runSafely(ctx, fn, b, cl, log)
-	j.status, j.body = res.status, res.body
-	if j.compress && res.status == http.StatusOK && len(res.body) >= gzipMinBytes {
-		j.body, j.gzipped = s.gzipAnswer(res.body), true
-		if res.pooled {
-			s.recycle(res.body)
-		}
-	}
-	stopRenew()
-
-	// Metrics and the summary line come before the answer is released, so
-	// whoever got the answer also finds them.
-	d := time.Since(start)
-	s.met.batches.WithLabelValues(res.outcome).Inc()
-	s.met.duration.Observe(d.Seconds())
-	s.met.observeRows(res.rows)
-	s.met.observeLookups(res.stats)
-	s.logSummary(log, fn, b, res, d, s.jobs.isAsync(j))
-
-	s.jobs.finish(j, time.Now())
-	if j.shared != claimNone {
-		s.release(j)
-	}
-}
-
-// logSummary writes a finished batch's line. Row figures count rows by
-// their answer; distinct to abandoned count distinct IDs by how the
-// resolver answered them; provider_calls is the HTTP requests this batch's
-// own lookups sent (see README, Operations).
-func (s *Server) logSummary(log *slog.Logger, fn *function, b *batch, res result, d time.Duration, async bool) {
-	rc, st := res.rows, res.stats
-	log.Info("batch", "function", fn.name, "rows", b.len(),
-		"found", rc.found, "not_found", rc.notFound, "no_location", rc.noLocation,
-		"null", rc.nullID, "invalid", rc.invalid, "failed", rc.failed,
-		"distinct", st.Distinct, "hits", st.Hits, "coalesced", st.Coalesced, "fetched", st.Fetched,
-		"abandoned", st.Abandoned, "provider_calls", st.Requests,
-		"duration_ms", d.Milliseconds(), "outcome", res.outcome, "status", res.status, "async", async)
-}
-
-// runSafely runs fn, turning a panic (a bug) into a 500 answer so the job
-// still finishes and its waiters are released.
-func (s *Server) runSafely(ctx context.Context, fn *function, b *batch, cl *call, log *slog.Logger) (res result) {
-	defer func() {
-		if v := recover(); v != nil {
-			log.Error("panic resolving batch", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			res = textResult(http.StatusInternalServerError, outcomeFailed, "internal error")
-		}
-	}()
-	return fn.run(ctx, b, cl)
-}
 
 // reject answers a batch that will not run, with its summary line.
 func (s *Server) reject(c *gin.Context, log *slog.Logger, status int, outcome string, err error) {
@@ -360,32 +112,40 @@ func (s *Server) write(c *gin.Context, status int, body []byte) {
 	s.gzips.Put(zw)
 }
 
-// writeJob sends a finished job's answer. One kept gzipped goes out as it
-// is to a client that accepts gzip, with its length, and inflated again to
-// one that does not.
-func (s *Server) writeJob(c *gin.Context, j *job) {
-	if !j.gzipped {
-		s.write(c, j.status, j.body)
+// writeAnswer sends a finished batch's answer. One kept gzipped goes out as
+// it is to a client that accepts gzip, with its length, and inflated again
+// to one that does not.
+func (s *Server) writeAnswer(c *gin.Context, a answer) {
+	if !a.gzipped {
+		s.write(c, a.status, a.body)
 		return
 	}
 	if !acceptsGzip(c.Request.Header.Get("Accept-Encoding")) {
 		// A batch first sent with gzip accepted, now without: only a
 		// hand-made retry does that.
-		plain, err := gunzip(j.body)
+		plain, err := gunzip(a.body)
 		if err != nil {
 			writeText(c, http.StatusInternalServerError, "internal error: "+err.Error())
 			return
 		}
-		s.write(c, j.status, plain)
+		s.write(c, a.status, plain)
 		return
 	}
 	h := c.Writer.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Encoding", "gzip")
 	h.Set("Vary", "Accept-Encoding")
-	h.Set("Content-Length", strconv.Itoa(len(j.body)))
-	c.Writer.WriteHeader(j.status)
-	_, _ = c.Writer.Write(j.body) // the client left; nothing to do
+	h.Set("Content-Length", strconv.Itoa(len(a.body)))
+	c.Writer.WriteHeader(a.status)
+	_, _ = c.Writer.Write(a.body) // the client left; nothing to do
+}
+
+// accepted answers 202 for a batch that goes on running: its answer is
+// polled for.
+func (s *Server) accepted(c *gin.Context) {
+	s.met.batches.WithLabelValues(outcomeAccepted).Inc()
+	c.Status(http.StatusAccepted)
+	c.Writer.WriteHeaderNow()
 }
 
 // gzipAnswer compresses an answer into a slice of its own exact size: it

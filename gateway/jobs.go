@@ -28,17 +28,18 @@ type job struct {
 	keep    bool
 	keptGen uint64
 
-	// compress asks run to keep a 200 answer gzipped: set before run
-	// starts, when the POST that started the job accepts gzip (as
+	// compress asks the adapter to keep a 200 answer gzipped: set before
+	// the work starts, when the POST that started the job accepts gzip (as
 	// Snowflake's do) and no shared store wants the answer as JSON. The
 	// answer is then compressed once, not on every retry and poll, and
 	// kept in a fraction of the memory.
 	compress bool
 
+	// stopRenew ends the renewal of this replica's claim (nil: none).
+	stopRenew func()
+
 	done    chan struct{}
-	status  int
-	body    []byte // JSON for 200 (gzipped if gzipped is set), one line of text otherwise
-	gzipped bool
+	answer  // set by Finish before done is closed
 	expires time.Time
 }
 
@@ -106,15 +107,11 @@ func newJobTable(ttl time.Duration, maxRows, maxKept int, maxBytes int64, onChan
 }
 
 // start returns the job already known under key (started == false), or
-// admits a new job of rows rows (started == true). A batch bigger than the
-// whole cap is admitted when nothing else runs, so it cannot be refused
-// forever. Errors: errDraining, errOverloaded; startShared also errReused.
-func (t *jobTable) start(key string, rows int, now time.Time) (j *job, started bool, err error) {
-	return t.startShared(key, rows, 0, now, claimNone)
-}
-
-// startShared is start for a job that stands as st with the shared store.
-func (t *jobTable) startShared(key string, rows int, digest uint64, now time.Time, st claimState) (j *job, started bool, err error) {
+// admits a new job of rows rows, standing as st with the shared store
+// (started == true). A batch bigger than the whole cap is admitted when
+// nothing else runs, so it cannot be refused forever. Errors: errDraining,
+// errOverloaded, errReused.
+func (t *jobTable) start(key string, rows int, digest uint64, now time.Time, st claimState) (j *job, started bool, err error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if old := t.lookup(key, now); old != nil && !old.failed() {
@@ -157,9 +154,6 @@ func (t *jobTable) lookup(key string, now time.Time) *job {
 	return j
 }
 
-// markAsync records that a POST is about to answer 202 for j, for the
-// async gauge and the shared store. It returns false, marking nothing, if j
-// is done already: the POST should answer with its result instead.
 // isAsync reports whether a POST has answered 202 for j so far.
 func (t *jobTable) isAsync(j *job) bool {
 	t.mu.Lock()
@@ -167,6 +161,9 @@ func (t *jobTable) isAsync(j *job) bool {
 	return j.async
 }
 
+// markAsync records that a POST is about to answer 202 for j, for the
+// async gauge and the shared store. It returns false, marking nothing, if j
+// is done already: the POST should answer with its result instead.
 func (t *jobTable) markAsync(j *job) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -190,7 +190,7 @@ func TestAsyncBatch(t *testing.T) {
 		t.Fatalf("async jobs gauge %v; want 1", got)
 	}
 	close(f.release)
-	<-s.jobs.get(jobKey(defaultPath, key), time.Now()).done
+	<-s.batches.jobs.get(jobKey(defaultPath, key), time.Now()).done
 	for _, req := range []request{poll, post} {
 		w := do(t, s.Handler(), req)
 		if _, vals := rowsOf(t, w.Body.Bytes()); w.Code != 200 || len(vals) != 3 || vals[0] != string(f.found["a"].JSON) || vals[2] != "null" {
@@ -217,7 +217,7 @@ func TestAsyncFailureIsPolled(t *testing.T) {
 		t.Fatalf("POST: got %d; want 202", w.Code)
 	}
 	close(f.release)
-	<-s.jobs.get(jobKey(defaultPath, key), time.Now()).done
+	<-s.batches.jobs.get(jobKey(defaultPath, key), time.Now()).done
 	w := do(t, s.Handler(), request{method: http.MethodGet, headers: map[string]string{hdrBatchID: key}})
 	if w.Code != 503 || !strings.Contains(w.Body.String(), "lookup failed") {
 		t.Fatalf("poll: got %d %q; want 503 lookup failed", w.Code, w.Body)
@@ -227,7 +227,7 @@ func TestAsyncFailureIsPolled(t *testing.T) {
 	if w := do(t, s.Handler(), post); w.Code != 503 && w.Code != 202 {
 		t.Fatalf("retry: got %d; want 503 or 202", w.Code)
 	}
-	<-s.jobs.get(jobKey(defaultPath, key), time.Now()).done
+	<-s.batches.jobs.get(jobKey(defaultPath, key), time.Now()).done
 	if got := f.callCount(); got != 2 {
 		t.Fatalf("resolver called %d times; want 2 (the retry ran again)", got)
 	}
@@ -241,7 +241,7 @@ func TestJobTable(t *testing.T) {
 	}
 	t.Run("kept for the TTL, then swept", func(t *testing.T) {
 		tb := newJobTable(time.Minute, 100, 10, 1<<20, nil)
-		j, _, _ := tb.start("k", 1, t0)
+		j, _, _ := tb.start("k", 1, 0, t0, claimNone)
 		finish(tb, j, 200, "x", t0)
 		if got := tb.get("k", t0.Add(59*time.Second)); got != j {
 			t.Fatalf("before the TTL: got %v; want the job", got)
@@ -257,7 +257,7 @@ func TestJobTable(t *testing.T) {
 	t.Run("count and byte caps evict the oldest", func(t *testing.T) {
 		tb := newJobTable(time.Hour, 100, 2, 9, nil)
 		for i, body := range []string{"aaaa", "bbbb", "cccc", "dddddd"} {
-			j, _, _ := tb.start(fmt.Sprint(i), 1, t0)
+			j, _, _ := tb.start(fmt.Sprint(i), 1, 0, t0, claimNone)
 			finish(tb, j, 200, body, t0)
 		}
 		var kept []string
@@ -272,35 +272,35 @@ func TestJobTable(t *testing.T) {
 	})
 	t.Run("a failure is kept for polls, and a retry starts over", func(t *testing.T) {
 		tb := newJobTable(time.Hour, 100, 10, 1<<20, nil)
-		j, _, _ := tb.start("k", 1, t0)
+		j, _, _ := tb.start("k", 1, 0, t0, claimNone)
 		finish(tb, j, 503, "no", t0)
 		if got := tb.get("k", t0); got != j || !got.failed() {
 			t.Fatal("a 503 was not kept for a poll")
 		}
-		again, started, err := tb.start("k", 1, t0)
+		again, started, err := tb.start("k", 1, 0, t0, claimNone)
 		if !started || err != nil || again == j || tb.get("k", t0) != again {
 			t.Fatalf("retry of a failed batch: started %v err %v; want a new job under the key", started, err)
 		}
 	})
 	t.Run("admission", func(t *testing.T) {
 		tb := newJobTable(time.Hour, 10, 10, 1<<20, nil)
-		big, ok, err := tb.start("", 50, t0)
+		big, ok, err := tb.start("", 50, 0, t0, claimNone)
 		if !ok || err != nil {
 			t.Fatalf("a batch over the cap with nothing running: %v; want admitted", err)
 		}
-		if _, _, err := tb.start("", 1, t0); !errors.Is(err, errOverloaded) {
+		if _, _, err := tb.start("", 1, 0, t0, claimNone); !errors.Is(err, errOverloaded) {
 			t.Fatalf("got %v; want errOverloaded", err)
 		}
 		finish(tb, big, 200, "", t0)
-		a, _, _ := tb.start("a", 6, t0)
-		if _, _, err := tb.start("b", 5, t0); !errors.Is(err, errOverloaded) {
+		a, _, _ := tb.start("a", 6, 0, t0, claimNone)
+		if _, _, err := tb.start("b", 5, 0, t0, claimNone); !errors.Is(err, errOverloaded) {
 			t.Fatalf("6+5 rows with cap 10: got %v; want errOverloaded", err)
 		}
-		if again, started, err := tb.start("a", 6, t0); again != a || started || err != nil {
+		if again, started, err := tb.start("a", 6, 0, t0, claimNone); again != a || started || err != nil {
 			t.Fatalf("known key: got started %v err %v; want the running job", started, err)
 		}
 		tb.drain()
-		if _, _, err := tb.start("c", 1, t0); !errors.Is(err, errDraining) {
+		if _, _, err := tb.start("c", 1, 0, t0, claimNone); !errors.Is(err, errDraining) {
 			t.Fatalf("while draining: got %v; want errDraining", err)
 		}
 		select {
@@ -391,8 +391,8 @@ func TestOverload(t *testing.T) {
 	if cr.rejected.Load() < clients-admitted {
 		t.Fatalf("got %d 429s; want at least %d", cr.rejected.Load(), clients-admitted)
 	}
-	if s.jobs.rowsInFlight != 0 {
-		t.Fatalf("rows in flight after the test: %d; want 0", s.jobs.rowsInFlight)
+	if s.batches.jobs.rowsInFlight != 0 {
+		t.Fatalf("rows in flight after the test: %d; want 0", s.batches.jobs.rowsInFlight)
 	}
 }
 

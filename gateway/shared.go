@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"time"
-
-	"github.com/gin-gonic/gin"
 )
 
 // JobStore keeps batches by job key where every replica sees them (package
@@ -67,11 +65,10 @@ const (
 )
 
 // settle decides, with the shared store, what happens to a new batch
-// before it runs here: it replays an answer another replica kept, waits for
-// a batch another replica works on, or claims the batch for this replica.
-// done is true when the request has been answered.
-func (s *Server) settle(c *gin.Context, key string, log *slog.Logger) (st claimState, done bool) {
-	ctx := c.Request.Context()
+// before it runs here: it returns an answer another replica kept, waits for
+// a batch another replica works on (errPending or errElsewhere at
+// BatchTimeout, errGone if ctx ends), or claims the batch for this replica.
+func (e *batches) settle(ctx context.Context, key string, log *slog.Logger) (st claimState, kept *answer, err error) {
 	var deadline *time.Timer
 	defer func() {
 		if deadline != nil {
@@ -81,124 +78,110 @@ func (s *Server) settle(c *gin.Context, key string, log *slog.Logger) (st claimS
 	claim := true
 	for wait := followFirst; ; wait = min(2*wait, followMax) {
 		var status int
-		var answer []byte
+		var body []byte
 		var running bool
-		var err error
 		if claim {
-			answer, running, err = s.cfg.Shared.Claim(ctx, key, s.cfg.ClaimLease)
-			if answer != nil {
+			body, running, err = e.cfg.Shared.Claim(ctx, key, e.cfg.ClaimLease)
+			if body != nil {
 				status = http.StatusOK
 			}
 		} else {
-			status, answer, running, err = s.cfg.Shared.Peek(ctx, key, s.cfg.ResultTTL)
+			status, body, running, err = e.cfg.Shared.Peek(ctx, key, e.cfg.ResultTTL)
 		}
 		switch {
 		case err != nil && ctx.Err() != nil:
-			writeText(c, http.StatusServiceUnavailable, "client went away")
-			return claimNone, true
+			return claimNone, nil, errGone
 		case err != nil:
-			s.storeDown(log, err)
-			return claimDown, false
+			e.storeDown(log, err)
+			return claimDown, nil, nil
 		case status == http.StatusOK:
-			s.storeUp()
-			s.met.shared.WithLabelValues(sharedReplayed).Inc()
-			s.met.batches.WithLabelValues(outcomeReplayed).Inc()
-			s.write(c, status, answer)
-			return claimNone, true
+			e.storeUp()
+			e.met.shared.WithLabelValues(sharedReplayed).Inc()
+			return claimNone, &answer{status: status, body: body}, nil
 		case claim && !running:
-			s.storeUp()
-			s.met.shared.WithLabelValues(sharedClaimed).Inc()
-			return claimHeld, false
+			e.storeUp()
+			e.met.shared.WithLabelValues(sharedClaimed).Inc()
+			return claimHeld, nil, nil
 		}
-		s.storeUp()
+		e.storeUp()
 		// Peek found a failed answer (a re-sent batch runs again) or no
 		// owner any more (it died): claim it, at once.
 		if claim = !running; claim {
 			continue
 		}
 		if deadline == nil {
-			s.met.shared.WithLabelValues(sharedFollowed).Inc()
-			deadline = time.NewTimer(s.cfg.BatchTimeout)
+			e.met.shared.WithLabelValues(sharedFollowed).Inc()
+			deadline = time.NewTimer(e.cfg.BatchTimeout)
 		}
-		if s.pause(c, deadline.C, wait) {
-			return claimNone, true
+		if err = e.pause(ctx, deadline.C, wait); err != nil {
+			return claimNone, nil, err
 		}
 	}
 }
 
 // pause waits between two checks on a batch another replica works on. At
-// the deadline it answers 202 (the poll will find the answer the owner
-// keeps for this replica), or without Async a retryable 503; done is true
-// when it answered.
-func (s *Server) pause(c *gin.Context, deadline <-chan time.Time, wait time.Duration) (done bool) {
+// the deadline it gives up: errPending with Async (the poll will find the
+// answer the owner keeps for this replica), else errElsewhere.
+func (e *batches) pause(ctx context.Context, deadline <-chan time.Time, wait time.Duration) error {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-t.C:
-		return false
+		return nil
 	case <-deadline:
-		if s.cfg.Async {
-			s.met.batches.WithLabelValues(outcomeAccepted).Inc()
-			c.Status(http.StatusAccepted)
-			c.Writer.WriteHeaderNow()
-		} else {
-			s.met.batches.WithLabelValues(outcomeFailed).Inc()
-			writeText(c, http.StatusServiceUnavailable, "batch still running on another replica; retry")
+		if e.cfg.Async {
+			return errPending
 		}
-		return true
-	case <-c.Request.Context().Done():
-		writeText(c, http.StatusServiceUnavailable, "client went away")
-		return true
+		return errElsewhere
+	case <-ctx.Done():
+		return errGone
 	}
 }
 
 // pollShared answers a poll for a batch this replica does not know.
-func (s *Server) pollShared(c *gin.Context, key, batchID string) {
-	status, answer, running, err := s.cfg.Shared.Peek(c.Request.Context(), key, s.cfg.ResultTTL)
+func (e *batches) pollShared(ctx context.Context, key string) (answer, awaitStatus) {
+	status, body, running, err := e.cfg.Shared.Peek(ctx, key, e.cfg.ResultTTL)
 	switch {
 	case err != nil || running:
-		// Unreachable, it cannot tell: Snowflake polls again.
-		c.Status(http.StatusAccepted)
-		c.Writer.WriteHeaderNow()
+		// Unreachable, it cannot tell: the caller polls again.
+		return answer{}, awaitPending
 	case status != 0:
-		s.write(c, status, answer)
-	default:
-		writeText(c, http.StatusNotFound, "unknown batch id "+quoteID(batchID)+
-			": never posted to any replica, or its answer expired (see --result-ttl)")
+		return answer{status: status, body: body}, awaitDone
 	}
+	return answer{}, awaitUnknown
 }
 
 // storeDown notes a shared store that did not answer; the first time in an
 // outage it says so.
-func (s *Server) storeDown(log *slog.Logger, err error) {
-	s.met.shared.WithLabelValues(sharedUnreachable).Inc()
-	if s.storeFailing.CompareAndSwap(false, true) {
+func (e *batches) storeDown(log *slog.Logger, err error) {
+	e.met.shared.WithLabelValues(sharedUnreachable).Inc()
+	if e.storeFailing.CompareAndSwap(false, true) {
 		log.Warn("shared job store unreachable: each batch runs on the replica it reaches and its answer is shared "+
 			"once the store is back; meanwhile polls reaching another replica get 202 and retried batches may run twice",
 			"err", err.Error())
 	}
 }
 
-func (s *Server) storeUp() {
-	if s.storeFailing.Load() && s.storeFailing.CompareAndSwap(true, false) {
-		s.log.Info("shared job store reachable again: batches are shared between replicas again")
+func (e *batches) storeUp() {
+	if e.storeFailing.Load() && e.storeFailing.CompareAndSwap(true, false) {
+		e.log.Info("shared job store reachable again: batches are shared between replicas again")
 	}
 }
 
 // renewClaim keeps this replica's claim on key alive until stop is called.
-func (s *Server) renewClaim(key string) (stop func()) {
+func (e *batches) renewClaim(key string) (stop func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(s.cfg.ClaimLease / 3)
+		t := time.NewTicker(e.cfg.ClaimLease / 3)
 		defer t.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				_ = s.cfg.Shared.Renew(ctx, key, s.cfg.ClaimLease) // the store logs its outages
+				_ = e.cfg.Shared.Renew(ctx, key, e.cfg.ClaimLease) // the store logs its outages
 			}
 		}
 	}()
@@ -210,29 +193,29 @@ func (s *Server) renewClaim(key string) (stop func()) {
 // batch went asynchronous, or nobody here was waiting for it any more (the
 // client left, so Snowflake will re-send it), or another replica asked. An
 // answer the store could not take is handed over again by republish.
-func (s *Server) release(j *job) {
-	async, unheard := s.jobs.audience(j)
+func (e *batches) release(j *job) {
+	async, unheard := e.jobs.audience(j)
 	keep := async || unheard
-	gen := s.cfg.Shared.Generation()
-	kept, err := s.cfg.Shared.Release(context.Background(), j.key, j.status, j.body, keep, s.cfg.ResultTTL)
+	gen := e.cfg.Shared.Generation()
+	kept, err := e.cfg.Shared.Release(context.Background(), j.key, j.status, j.body, keep, e.cfg.ResultTTL)
 	if keep || kept {
-		s.jobs.setKept(j, gen, err == nil)
+		e.jobs.setKept(j, gen, err == nil)
 	}
 }
 
 // dropClaim gives up a claim on a batch that was not started after all.
-func (s *Server) dropClaim(key string) {
-	_, _ = s.cfg.Shared.Release(context.Background(), key, 0, nil, false, 0)
+func (e *batches) dropClaim(key string) {
+	_, _ = e.cfg.Shared.Release(context.Background(), key, 0, nil, false, 0)
 }
 
 // republish keeps again the answers the store may have lost: those it
 // could not take, and all of them after it came back from an outage.
-func (s *Server) republish(ctx context.Context) {
-	gen := s.cfg.Shared.Generation()
-	for _, p := range s.jobs.unpublished(gen, time.Now()) {
-		if _, err := s.cfg.Shared.Release(ctx, p.j.key, p.j.status, p.j.body, true, p.ttl); err != nil {
+func (e *batches) republish(ctx context.Context) {
+	gen := e.cfg.Shared.Generation()
+	for _, p := range e.jobs.unpublished(gen, time.Now()) {
+		if _, err := e.cfg.Shared.Release(ctx, p.j.key, p.j.status, p.j.body, true, p.ttl); err != nil {
 			return // still unreachable; next tick
 		}
-		s.jobs.setKept(p.j, gen, true)
+		e.jobs.setKept(p.j, gen, true)
 	}
 }
