@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
-	"sync"
 )
 
 // MaxBodyBytes caps how much of one provider answer is read (after any
@@ -45,71 +43,28 @@ type errBodyRead struct{ err error }
 func (e *errBodyRead) Error() string { return "reading answer: " + e.err.Error() }
 func (e *errBodyRead) Unwrap() error { return e.err }
 
-// decodeEntity reads a 200 answer for id. A location that is null or absent
-// is NoLocation; any location object, even one whose fields are all null,
-// is Found.
+// decodeEntity reads a 200 answer for id with encoding/json. A location
+// that is null or absent is NoLocation; any location object, even one whose
+// fields are all null, is Found.
 //
-// The usual answer (the provider's exact keys, each once, well-formed
-// strings and numbers) is read by a hand-written scanner; anything else goes
-// to decodeEntitySlow, which is encoding/json and the reference the scanner
-// is fuzzed against, so the two always give the same Result and error.
+// A hand-written scanner used to read the usual answer first. Measured on
+// BenchmarkDecodeEntity's answer (2 cores, shared machine, 3 runs each):
+// scanner 1.2-2.0 us, 2 allocs; encoding/json 5.7-7.7 us, 32 allocs. At the
+// provider's 5,000 req/s that is about 25 ms of CPU a second, 2.5% of one
+// core, against 400 lines of decoder to keep exact: dropped.
 func decodeEntity(body io.Reader, id string) (Result, error) {
-	s := scanPool.Get().(*entityScan)
-	defer s.release()
-	data, err := readBody(body, s.data[:0])
-	s.data = data // keep a grown buffer for the next body
+	data, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes+1))
 	if err != nil {
 		return Result{}, &errBodyRead{err: err}
 	}
 	if len(data) > MaxBodyBytes {
 		return Result{}, fmt.Errorf("%w: body larger than %d bytes", ErrMalformed, MaxBodyBytes)
 	}
-	if res, ok := s.decode(id); ok {
-		return res, nil
-	}
-	return decodeEntitySlow(data, id)
+	return decodeData(data, id)
 }
 
-// scanPool recycles the read buffer and scratch space of decodeEntity: a
-// batch of cold IDs decodes thousands of answers of similar size. Nothing a
-// decode returns points into them.
-var scanPool = sync.Pool{New: func() any { return &entityScan{data: make([]byte, 0, 2<<10)} }}
-
-// maxPooled is the largest buffer put back in scanPool: an answer near
-// MaxBodyBytes is not worth keeping a megabyte for.
-const maxPooled = 64 << 10
-
-// release puts s back in scanPool, unless it grew past maxPooled.
-func (s *entityScan) release() {
-	if cap(s.data) > maxPooled || cap(s.text) > maxPooled {
-		return
-	}
-	*s = entityScan{data: s.data[:0], text: s.text[:0]}
-	scanPool.Put(s)
-}
-
-// readBody appends r's content to b, at most MaxBodyBytes+1 bytes of it, the
-// way io.ReadAll(io.LimitReader(r, MaxBodyBytes+1)) does.
-func readBody(r io.Reader, b []byte) ([]byte, error) {
-	const limit = MaxBodyBytes + 1
-	for len(b) < limit {
-		if len(b) == cap(b) {
-			b = slices.Grow(b, min(max(cap(b), 512), limit-len(b)))
-		}
-		n, err := r.Read(b[len(b):min(cap(b), limit)])
-		b = b[:len(b)+n]
-		if err == io.EOF {
-			return b, nil
-		}
-		if err != nil {
-			return b, err
-		}
-	}
-	return b, nil
-}
-
-// decodeEntitySlow decodes data, a whole answer for id, with encoding/json.
-func decodeEntitySlow(data []byte, id string) (Result, error) {
+// decodeData decodes data, a whole answer for id.
+func decodeData(data []byte, id string) (Result, error) {
 	var e entity
 	dec := json.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&e); err != nil {
