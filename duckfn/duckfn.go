@@ -149,7 +149,16 @@ func (f *function) Config() duckdb.ScalarFuncConfig {
 }
 
 func (f *function) Executor() duckdb.ScalarFuncExecutor {
-	return duckdb.ScalarFuncExecutor{ChunkContextExecutor: f.chunk}
+	return duckdb.ScalarFuncExecutor{ChunkContextExecutor: f.chunk, ScalarBinder: bindStatementCtx}
+}
+
+// bindStatementCtx hands the statement's context to every chunk at bind
+// time. Without a binder, duckdb-go v2.10506.0 stores it lazily in the bind
+// data from each of DuckDB's worker threads at once, a data race the race
+// detector reports (scalarFuncContext.setCtx); bound here, once, the workers
+// only read it.
+func bindStatementCtx(ctx context.Context, _ []duckdb.ScalarUDFArg) (context.Context, error) {
+	return ctx, nil
 }
 
 // chunk answers one chunk: its IDs in one ResolveMany, then one result
