@@ -125,7 +125,7 @@ func (r *runner) startGateway(ctx context.Context, prov *provider, cacheSize int
 	reg := prometheus.NewRegistry()
 	p, err := stack.New(stack.Config{
 		Provider:    locapi.Config{URL: prov.template(), Rate: r.cfg.Rate, Burst: r.cfg.Burst},
-		Cache:       cache.Config{Size: cacheSize},
+		Cache:       cache.Config{Size: cacheSize, Encode: gateway.EncodeRecord},
 		Concurrency: r.cfg.Concurrency,
 	}, reg)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/snowgate/snowgate/locapi"
 )
 
 // Defaults for the zero values of Config.
@@ -52,6 +54,11 @@ type Config struct {
 	Shards int
 	// Now is the clock, for tests; default time.Now.
 	Now func() time.Time
+	// Encode makes the bytes kept with a found record (Entry.JSON), once
+	// per provider answer: the gateway's gateway.EncodeRecord, so its
+	// format lives there and a hit is never re-encoded. It must not keep r.
+	// Default: the Record's own JSON, json.Marshal(r).
+	Encode func(r *locapi.Record) ([]byte, error)
 	// L2, when set, is a cache shared with other processes behind this
 	// one (package cluster keeps one in Redis): see L2. Hits in the LRU
 	// never touch it. Default: none.
@@ -91,6 +98,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.Encode == nil {
+		c.Encode = marshalRecord
 	}
 	return c, nil
 }

@@ -26,8 +26,8 @@ type L2 interface {
 }
 
 // An L2 value is a version byte, the Status, the expiry in Unix
-// milliseconds (8 bytes, big-endian), then the record's JSON (none for
-// NotFound).
+// milliseconds (8 bytes, big-endian), then json.Marshal of the Record, the
+// cache's own format whatever Config.Encode is (none for NotFound).
 const (
 	l2Version    = 1
 	l2HeaderSize = 10
@@ -36,10 +36,10 @@ const (
 )
 
 func encodeL2(e *Entry, expires time.Time) ([]byte, error) {
-	body := e.JSON
-	if e.Status == locapi.NoLocation && e.Record != nil {
+	var body []byte
+	if e.Status != locapi.NotFound && e.Record != nil {
 		var err error
-		if body, err = e.Record.AppendJSON(nil); err != nil {
+		if body, err = json.Marshal(e.Record); err != nil {
 			return nil, fmt.Errorf("encode record: %w", err)
 		}
 	}
@@ -53,7 +53,7 @@ var errL2Value = errors.New("unusable shared cache value")
 
 // decodeL2 turns a value stored for id back into an entry, with its expiry.
 // Anything odd (another version, an expired or foreign record) is a miss.
-func decodeL2(id string, b []byte, now time.Time) (*Entry, time.Time, error) {
+func decodeL2(id string, b []byte, now time.Time, encode func(*locapi.Record) ([]byte, error)) (*Entry, time.Time, error) {
 	if len(b) < l2HeaderSize || b[0] != l2Version {
 		return nil, time.Time{}, errL2Value
 	}
@@ -69,9 +69,9 @@ func decodeL2(id string, b []byte, now time.Time) (*Entry, time.Time, error) {
 			return nil, time.Time{}, errL2Value
 		}
 	}
-	// newEntry checks the status and re-encodes the record: what goes into
-	// an answer is always this process's own encoding.
-	e, err := newEntry(res)
+	// makeEntry checks the status and re-encodes the record: what goes
+	// into an answer is always this process's own encoding.
+	e, err := makeEntry(res, encode)
 	if err != nil {
 		return nil, time.Time{}, errL2Value
 	}
@@ -122,7 +122,7 @@ func (r *Resolver) keepL2(id string, h uint64, val []byte, now time.Time, clock 
 		r.m.l2Misses.Add(1)
 		return nil, false
 	}
-	e, expires, err := decodeL2(id, val, now)
+	e, expires, err := decodeL2(id, val, now, r.cfg.Encode)
 	if err != nil {
 		r.m.l2Misses.Add(1)
 		return nil, false

@@ -24,9 +24,10 @@ type Entry struct {
 	Status locapi.Status
 	// Record is set for Found (and for NoLocation, with ID and Label only).
 	Record *locapi.Record
-	// JSON is the JSON encoding of Record when Status is Found, nil
-	// otherwise, encoded once when the entry is made so a hot batch copies
-	// bytes instead of encoding.
+	// JSON is Config.Encode's bytes for Record when Status is Found, nil
+	// otherwise, made once with the entry so a hot batch copies bytes
+	// instead of encoding. The cache only keeps them: their format is the
+	// caller's (the gateway's VARIANT object).
 	JSON []byte
 }
 

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -364,7 +365,7 @@ func (r *Resolver) load(id string, h uint64, askL2 bool) (fl flight, err error) 
 		}
 		return fl, err
 	}
-	e, err := newEntry(res)
+	e, err := makeEntry(res, r.cfg.Encode)
 	if err != nil {
 		return fl, err
 	}
@@ -377,15 +378,21 @@ func (r *Resolver) load(id string, h uint64, askL2 bool) (fl flight, err error) 
 	return fl, nil
 }
 
-// newEntry turns a provider answer into the entry every caller shares,
-// encoding a found record's JSON once.
-func newEntry(res locapi.Result) (*Entry, error) {
+// marshalRecord is Config.Encode's default.
+func marshalRecord(r *locapi.Record) ([]byte, error) { return json.Marshal(r) }
+
+// newEntry is makeEntry with the default encoding.
+func newEntry(res locapi.Result) (*Entry, error) { return makeEntry(res, marshalRecord) }
+
+// makeEntry turns a provider answer into the entry every caller shares,
+// encoding a found record once with encode.
+func makeEntry(res locapi.Result, encode func(*locapi.Record) ([]byte, error)) (*Entry, error) {
 	switch res.Status {
 	case locapi.Found:
 		if res.Record == nil {
 			return nil, fmt.Errorf("cache: provider answered %v without a record", res.Status)
 		}
-		b, err := res.Record.AppendJSON(nil)
+		b, err := encode(res.Record)
 		if err != nil {
 			return nil, fmt.Errorf("cache: encode record: %w", err)
 		}

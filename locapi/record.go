@@ -37,9 +37,10 @@ func (s Status) String() string {
 	return "unknown"
 }
 
-// Record is a standardized location. Its JSON encoding (AppendJSON writes
-// it fastest) is the VARIANT value the gateway returns to Snowflake and the
-// row the loader writes. JSON nulls from the provider stay nil.
+// Record is a standardized location. Its JSON encoding is the form the
+// cache's L2 keeps. The gateway writes its VARIANT object with the same keys
+// by itself (gateway.EncodeRecord), and backfill --via reads that object
+// back into a Record. JSON nulls from the provider stay nil.
 type Record struct {
 	ID            string   `json:"id"`
 	Label         *string  `json:"label"`

@@ -25,9 +25,12 @@ bin=$(mktemp -d)/snowgate
 OUT=$bin bash scripts/build.sh
 go test -race -count=1 -timeout 20m ./...
 go test -run '^$' -fuzz '^FuzzDecodeBatch$' -fuzztime 15s ./gateway/
-# Each must give exactly what encoding/json gives.
 go test -run '^$' -fuzz '^FuzzDecodeEntity$' -fuzztime 10s ./locapi/
-go test -run '^$' -fuzz '^FuzzRecordJSON$' -fuzztime 10s ./locapi/
+# Each must give exactly what encoding/json gives.
+go test -run '^$' -fuzz '^FuzzEncodeRecord$' -fuzztime 10s ./gateway/
+for f in FuzzAppendString FuzzAppendFloat FuzzLoneSurrogate; do
+	go test -run '^$' -fuzz "^$f\$" -fuzztime 5s ./jsontext/
+done
 # The published benchmark's quick preset: figures are not asserted, but it
 # fails if any row it checked was wrong.
 "$bin" bench --quick

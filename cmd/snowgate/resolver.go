@@ -11,6 +11,7 @@ import (
 
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/cluster"
+	"github.com/snowgate/snowgate/gateway"
 	"github.com/snowgate/snowgate/locapi"
 	"github.com/snowgate/snowgate/stack"
 )
@@ -85,7 +86,9 @@ func (rf *resolverFlags) stack(reg prometheus.Registerer, logger *slog.Logger) (
 			Timeout:  rf.timeout,
 			MaxIDLen: rf.maxIDLen,
 		},
-		Cache:       cache.Config{Size: rf.cacheSize, TTL: rf.cacheTTL, NegativeTTL: rf.negativeTTL},
+		// Found records are kept as the gateway's VARIANT bytes: serve
+		// answers with them and resolve_location returns them.
+		Cache:       cache.Config{Size: rf.cacheSize, TTL: rf.cacheTTL, NegativeTTL: rf.negativeTTL, Encode: gateway.EncodeRecord},
 		Concurrency: rf.concurrency,
 		RedisURL:    rf.redisURL,
 		Redis:       cluster.Config{Prefix: rf.redisPrefix},
