@@ -23,6 +23,7 @@ import (
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/duckfn"
 	"github.com/snowgate/snowgate/gateway"
+	"github.com/snowgate/snowgate/stack"
 )
 
 const sqlSynopsis = `Run SQL in DuckDB with resolve_location(id) -> JSON registered: the same
@@ -110,55 +111,90 @@ func runSQL(ctx context.Context, args []string, stdout io.Writer, logger *slog.L
 	if err != nil {
 		return err
 	}
-	p, err := rf.stack(prometheus.NewRegistry(), logger)
+	s, err := openSQL(ctx, f, rf, logger)
 	if err != nil {
-		return fmt.Errorf("sql: %w", err)
+		return err
 	}
-	// The statements are done (or failed) by then; a Redis pool that
-	// closes badly changes none of their results.
-	defer func() { _ = p.Close() }()
-	db, err := sql.Open("duckdb", strings.TrimPrefix(f.warehouse, "duckdb:"))
-	if err != nil {
-		return usagef("sql: --warehouse %q: %v", f.warehouse, oneLine(err))
-	}
-	// DuckDB writes its file out on Close: a Close that fails fails the
-	// run, whose tables may not be on disk.
 	defer func() {
-		if cerr := db.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("sql: close %s: %s", f.warehouse, oneLine(cerr))
+		if cerr := s.close(); cerr != nil && err == nil {
+			err = cerr
 		}
 	}()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return fmt.Errorf("sql: open %s: %s", f.warehouse, oneLine(err))
-	}
-	defer func() { _ = conn.Close() }() // returns it to db, whose Close is checked
-	var rows atomic.Int64
-	opt := duckfn.Options{
-		NotFoundObject: f.notFound == gateway.NotFoundObject,
-		OnRowError:     f.onRowError,
-		Observe:        func(n int, _ cache.Stats) { rows.Add(int64(n)) },
-	}
-	if err := duckfn.Register(ctx, conn, p.Resolver, opt); err != nil {
-		return fmt.Errorf("sql: %w", err)
-	}
 	out := newPrinter(stdout, f.format)
-	prog := newSQLProgress(os.Stderr, f.progress, &rows, func() (int64, int64) {
-		s := p.Client.Stats()
-		return s.Found + s.NotFound + s.NoLocation + s.Failures, s.Requests
+	prog := newSQLProgress(os.Stderr, f.progress, &s.rows, func() (int64, int64) {
+		st := s.parts.Client.Stats()
+		return st.Found + st.NotFound + st.NoLocation + st.Failures, st.Requests
 	})
-	for i, s := range stmts {
+	for i, stmt := range stmts {
 		stop := prog.start(i + 1)
-		err := runStatement(ctx, conn, s, out)
+		err := runStatement(ctx, s.conn, stmt, out)
 		stop()
 		if ferr := out.flush(); err == nil {
 			err = ferr
 		}
 		if err != nil {
-			return fmt.Errorf("sql: statement %d (%s): %s", i+1, excerpt(s), oneLine(err))
+			return fmt.Errorf("sql: statement %d (%s): %s", i+1, excerpt(stmt), oneLine(err))
 		}
 	}
 	return nil
+}
+
+// sqlSession is what sql's statements run on: the resolver stack, the
+// database, and the one connection resolve_location is registered on.
+type sqlSession struct {
+	warehouse string
+	parts     *stack.Parts
+	db        *sql.DB
+	conn      *sql.Conn
+	rows      atomic.Int64 // rows of the chunks answered
+}
+
+// openSQL builds the session runSQL's statements run on (and the
+// benchmark's, which times them one by one).
+func openSQL(ctx context.Context, f *sqlFlags, rf *resolverFlags, logger *slog.Logger) (_ *sqlSession, err error) {
+	p, err := rf.stack(prometheus.NewRegistry(), logger)
+	if err != nil {
+		return nil, fmt.Errorf("sql: %w", err)
+	}
+	s := &sqlSession{warehouse: f.warehouse, parts: p}
+	defer func() {
+		if err != nil {
+			_ = s.close() // the open failed; that error is the one to report
+		}
+	}()
+	if s.db, err = sql.Open("duckdb", strings.TrimPrefix(f.warehouse, "duckdb:")); err != nil {
+		return nil, usagef("sql: --warehouse %q: %v", f.warehouse, oneLine(err))
+	}
+	if s.conn, err = s.db.Conn(ctx); err != nil {
+		return nil, fmt.Errorf("sql: open %s: %s", f.warehouse, oneLine(err))
+	}
+	opt := duckfn.Options{
+		NotFoundObject: f.notFound == gateway.NotFoundObject,
+		OnRowError:     f.onRowError,
+		Observe:        func(n int, _ cache.Stats) { s.rows.Add(int64(n)) },
+	}
+	if err := duckfn.Register(ctx, s.conn, p.Resolver, opt); err != nil {
+		return nil, fmt.Errorf("sql: %w", err)
+	}
+	return s, nil
+}
+
+// close ends the session. DuckDB writes its file out on Close: a Close
+// that fails is an error, as the tables may not be on disk. The statements
+// are done by then; a Redis pool that closes badly changes none of their
+// results.
+func (s *sqlSession) close() error {
+	var err error
+	if s.conn != nil {
+		_ = s.conn.Close() // returns it to db, whose Close is checked
+	}
+	if s.db != nil {
+		if cerr := s.db.Close(); cerr != nil {
+			err = fmt.Errorf("sql: close %s: %s", s.warehouse, oneLine(cerr))
+		}
+	}
+	_ = s.parts.Close()
+	return err
 }
 
 // runStatement runs one statement; a query's rows go to out.
