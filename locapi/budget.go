@@ -113,7 +113,7 @@ func (s *shared) take(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return fmt.Errorf("waiting for the shared budget: %w", context.Cause(ctx))
 			}
-			s.unreachable(now, err)
+			s.unreachable(asked, now, err)
 			return nil
 		}
 		s.reached(asked, now)
@@ -131,11 +131,14 @@ func (s *shared) take(ctx context.Context) error {
 	}
 }
 
-// unreachable moves the limiters to the share, once per outage.
-func (s *shared) unreachable(now time.Time, err error) {
+// unreachable moves the limiters to the share, once per outage, for a
+// request asked at asked that failed. A failure of a request asked before
+// the budget was found reachable again is from the outage just over (a
+// goroutine that stalled on its way back with it), not a new one.
+func (s *shared) unreachable(asked, now time.Time, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.down {
+	if s.down || asked.Before(s.upAt) {
 		return
 	}
 	s.down, s.downAt = true, now

@@ -233,3 +233,29 @@ func TestBudgetSharedBackoff(t *testing.T) {
 		t.Errorf("Lower(%g, %g, %v); want about 400 (500 cut by %g), ceiling 990, recovery %v", l.rate, l.ceiling, l.recovery, cutFactor, wantRecovery)
 	}
 }
+
+// TestBudgetStaleFailureAfterRecovery: a request asked during an outage
+// whose failure arrives after the budget was seen back (its goroutine
+// stalled on the way) is not a second outage; a request asked later that
+// fails is.
+func TestBudgetStaleFailureAfterRecovery(t *testing.T) {
+	var logs bytes.Buffer
+	c, err := New(Config{URL: "http://provider.invalid" + entitiesPath + "{id}", Rate: 1000, Burst: 100,
+		Budget: &fakeBudget{}, BudgetShare: 0.25, Transport: &sendRecorder{}, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	s, t0, down := c.budget, time.Now(), errors.New("redis unavailable")
+	lines := func() int { return strings.Count(logs.String(), "budget unreachable") }
+	s.unreachable(t0, t0, down)
+	s.reached(t0.Add(time.Second), t0.Add(time.Second))
+	s.unreachable(t0.Add(500*time.Millisecond), t0.Add(1100*time.Millisecond), down)
+	if n := lines(); n != 1 || s.down {
+		t.Fatalf("after a stale failure: %d 'unreachable' lines, down %v; want 1, false", n, s.down)
+	}
+	s.unreachable(t0.Add(2*time.Second), t0.Add(2*time.Second), down)
+	if n := lines(); n != 2 || !s.down {
+		t.Fatalf("after a new failure: %d 'unreachable' lines, down %v; want 2, true", n, s.down)
+	}
+}
