@@ -15,7 +15,8 @@ import (
 	"github.com/snowgate/snowgate/locapi"
 )
 
-// Golden request of PROTOCOL.md section 6, f(integer, varchar, timestamp).
+// The request Snowflake documents for f(integer, varchar, timestamp)
+// (external-functions-data-format).
 const goldenRequest = `{"data": [[0, 10, "Alex", "2014-01-01 16:00:00"], [1, 20, "Steve", "2015-01-01 16:00:00"],
           [2, 30, "Alice", "2016-01-01 16:00:00"], [3, 40, "Adrian", "2017-01-01 16:00:00"]]}`
 

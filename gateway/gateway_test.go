@@ -19,7 +19,8 @@ import (
 	"github.com/snowgate/snowgate/locapi"
 )
 
-// Headers Snowflake sent through AWS API Gateway (PROTOCOL.md section 6).
+// Headers Snowflake sent through AWS API Gateway, as a public test fixture
+// records them (Snowflake documents the names: external-functions-data-format).
 var awsHeaders = map[string]string{
 	"Content-Encoding":                        "gzip",
 	"Accept-Encoding":                         "gzip",
