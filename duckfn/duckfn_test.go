@@ -28,13 +28,20 @@ type env struct {
 
 func newEnv(t *testing.T, sc sim.Config, opt duckfn.Options) *env {
 	t.Helper()
+	return newEnvWith(t, sc, opt, 0, nil)
+}
+
+// newEnvWith is newEnv with the client paced at rate (0: unlimited) and,
+// unless wrap is nil, the function registered on wrap of the resolver.
+func newEnvWith(t *testing.T, sc sim.Config, opt duckfn.Options, rate float64, wrap func(duckfn.Resolver) duckfn.Resolver) *env {
+	t.Helper()
 	s, err := sim.Start(sc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	p, err := stack.New(stack.Config{
-		Provider: locapi.Config{URL: s.URL + sim.EntitiesPath + "{id}?select=id,label,location", Timeout: time.Minute},
+		Provider: locapi.Config{URL: s.URL + sim.EntitiesPath + "{id}?select=id,label,location", Rate: rate, Timeout: time.Minute},
 	}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -50,7 +57,11 @@ func newEnv(t *testing.T, sc sim.Config, opt duckfn.Options) *env {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if err := duckfn.Register(context.Background(), conn, p.Resolver, opt); err != nil {
+	var res duckfn.Resolver = p.Resolver
+	if wrap != nil {
+		res = wrap(res)
+	}
+	if err := duckfn.Register(context.Background(), conn, res, opt); err != nil {
 		t.Fatal(err)
 	}
 	return &env{sim: s, db: db}

@@ -2,7 +2,6 @@ package duckfn_test
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"sync/atomic"
 	"testing"
@@ -10,9 +9,7 @@ import (
 
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/duckfn"
-	"github.com/snowgate/snowgate/locapi"
 	"github.com/snowgate/snowgate/sim"
-	"github.com/snowgate/snowgate/stack"
 )
 
 // concurrent wraps a Resolver and records the most ResolveMany calls, that
@@ -41,32 +38,10 @@ func TestThreadsShareOneBudget(t *testing.T) {
 	// Half a second of provider burst: with the simulator in this process,
 	// a starved machine can hand it requests the client paced apart all at
 	// once. The client keeps its default burst of 1.
-	s, err := sim.Start(sim.Config{Seed: 1, Rate: rate, Burst: rate / 2, Latency: 5 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
-	p, err := stack.New(stack.Config{
-		Provider: locapi.Config{URL: s.URL + sim.EntitiesPath + "{id}?select=id,label,location", Rate: rate, Timeout: time.Minute},
-	}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.Close() })
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	conn, err := db.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	res := &concurrent{next: p.Resolver}
-	if err := duckfn.Register(t.Context(), conn, res, duckfn.Options{}); err != nil {
-		t.Fatal(err)
-	}
+	var res *concurrent
+	e := newEnvWith(t, sim.Config{Seed: 1, Rate: rate, Burst: rate / 2, Latency: 5 * time.Millisecond}, duckfn.Options{}, rate,
+		func(r duckfn.Resolver) duckfn.Resolver { res = &concurrent{next: r}; return res })
+	s := e.sim
 	// Four row groups of 122,880 rows, so DuckDB's scan has work for four
 	// threads; each group has 120 IDs of its own, all of them in every
 	// chunk, so the threads' first chunks ask the one limiter for 480
@@ -77,14 +52,14 @@ func TestThreadsShareOneBudget(t *testing.T) {
 		`SET threads = 4`,
 		fmt.Sprintf(`CREATE TABLE ids AS SELECT 'T' || (i // %d) || '-' || (i %% %d) AS id FROM range(%d) t(i)`, group, perGroup, rows),
 	} {
-		if _, err := conn.ExecContext(t.Context(), q); err != nil {
+		if _, err := e.db.ExecContext(t.Context(), q); err != nil {
 			t.Fatalf("%s: %v", q, err)
 		}
 	}
 	s.Reset()
 	var n, answered int
 	q := `SELECT count(*), count(resolve_location(id)) FROM ids`
-	if err := conn.QueryRowContext(t.Context(), q).Scan(&n, &answered); err != nil {
+	if err := e.db.QueryRowContext(t.Context(), q).Scan(&n, &answered); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%d chunks of %d rows, at most %d at once; simulator: %d requests, %d answered 429, max %d in any 1s",
