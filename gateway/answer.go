@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
+	"unsafe"
 
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/jsontext"
@@ -29,10 +29,10 @@ func textResult(status int, outcome, msg string) result {
 	return result{status: status, outcome: outcome, body: []byte(msg + "\n")}
 }
 
-// resolveLocation answers resolve_location(id): every ID that can be looked
-// up goes to the resolver in one call (it dedupes, caches and fans out), and
-// the answers are laid out in input order.
-func (s *Server) resolveLocation(ctx context.Context, b *batch) result {
+// resolveLocation answers resolve_location(id) in protocol p: every ID
+// that can be looked up goes to the resolver in one call (it dedupes,
+// caches and fans out), and the answers are laid out in input order.
+func (s *Server) resolveLocation(ctx context.Context, b *batch, p *protocol) result {
 	ids := b.ids
 	if b.text < b.len() {
 		ids = make([]string, 0, b.text)
@@ -48,32 +48,35 @@ func (s *Server) resolveLocation(ctx context.Context, b *batch) result {
 		outs, st = s.res.ResolveMany(ctx, ids)
 	}
 	if len(outs) != len(ids) {
-		// A broken resolver, not bad input: 500 makes Snowflake retry.
+		// A broken resolver, not bad input: 500 makes the warehouse retry.
 		return textResult(http.StatusInternalServerError, outcomeFailed,
 			fmt.Sprintf("internal error: resolver answered %d of %d ids", len(outs), len(ids)))
 	}
-	res := s.encodeAnswer(b, outs)
+	res := s.encodeAnswer(b, outs, p)
 	res.stats = st
 	return res
 }
 
-// encodeAnswer builds {"data":[[row,value],...]} by appending bytes: found
-// records are copied from their cached encoding, never re-encoded. Every
-// row is counted, also in an answer refused as a whole.
-func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome) result {
-	buf := s.answerBuffer(answerSize(b, outs))
-	buf = append(buf, `{"data":[`...)
+// encodeAnswer builds p's answer ({"data":[[row,value],...]} for
+// Snowflake) by appending bytes: found records are copied from their
+// cached encoding, never re-encoded. Every row is counted, also in an
+// answer refused as a whole.
+func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol) result {
+	buf := s.answerBuffer(answerSize(b, outs, p))
+	buf = p.open(buf, b.len())
 	var rc rowCounts
 	var failRow int64
 	var failErr error // the first row error, with --on-row-error=fail
+	var scratch []byte
 	k := 0
 	for i, row := range b.rows {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		buf = append(buf, '[')
-		buf = strconv.AppendInt(buf, row, 10)
-		buf = append(buf, ',')
+		if p.rowOpen != nil {
+			buf = p.rowOpen(buf, row)
+		}
+		at := len(buf)
 		var rowErr error
 		switch b.kinds[i] {
 		case idNull:
@@ -92,18 +95,21 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome) result {
 			}
 			buf = s.appendRowError(buf, rowErr, &rc)
 		}
-		buf = append(buf, ']')
+		if p.quoted {
+			buf, scratch = quoteValue(buf, at, scratch)
+		}
+		buf = append(buf, p.rowClose...)
 	}
-	buf = append(buf, "]}"...)
+	buf = append(buf, p.close...)
 	if failErr != nil {
 		s.recycle(buf)
-		res := failBatch(failRow, failErr)
+		res := failBatch(p, failRow, failErr)
 		res.rows = rc
 		return res
 	}
 	if len(buf) > s.cfg.MaxResponse {
 		s.recycle(buf)
-		res := tooLarge(b.len(), len(buf), s.cfg.MaxResponse)
+		res := tooLarge(p, b.len(), len(buf), s.cfg.MaxResponse)
 		res.rows = rc
 		return res
 	}
@@ -114,14 +120,29 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome) result {
 	return result{status: http.StatusOK, body: buf, pooled: true, outcome: outcome, rows: rc}
 }
 
+// quoteValue turns the value at buf[at:] into a JSON string holding it,
+// unless it is null. scratch is reused between rows.
+func quoteValue(buf []byte, at int, scratch []byte) ([]byte, []byte) {
+	v := buf[at:]
+	if string(v) == "null" {
+		return buf, scratch
+	}
+	scratch = append(scratch[:0], v...)
+	// A view, not a copy: scratch is not written while AppendString reads.
+	return jsontext.AppendString(buf[:at], unsafe.String(unsafe.SliceData(scratch), len(scratch)), false), scratch
+}
+
 // answerSize is room enough for the answer to b in most cases: rows of
 // short values, and the found records' encodings.
-func answerSize(b *batch, outs []cache.Outcome) int {
-	size := len(`{"data":[]}`) + b.len()*24
+func answerSize(b *batch, outs []cache.Outcome, p *protocol) int {
+	size := 64 + b.len()*24
 	for i := range outs {
 		if outs[i].Entry != nil {
 			size += len(outs[i].JSON)
 		}
+	}
+	if p.quoted { // escaped quotes
+		size += size / 4
 	}
 	return size
 }
@@ -238,23 +259,23 @@ func invalidReason(err error) string {
 }
 
 // failBatch is --on-row-error=fail: a provider failure makes the whole batch
-// a 503 so Snowflake retries it; a bad ID would fail again, so it is a 400
-// that tells the SQL user which row.
-func failBatch(row int64, err error) result {
+// a 503 so the warehouse retries it; a bad ID would fail again, so it is a
+// 400 that tells the SQL user which row.
+func failBatch(p *protocol, row int64, err error) result {
 	if errors.Is(err, locapi.ErrInvalidID) {
 		return textResult(http.StatusBadRequest, outcomeRejected,
-			fmt.Sprintf("row %d: %s", row, rowReason(err)))
+			fmt.Sprintf("%s %d: %s", p.rowWord, row, rowReason(err)))
 	}
 	return textResult(http.StatusServiceUnavailable, outcomeFailed,
-		fmt.Sprintf("row %d: %s; retry the batch", row, rowReason(err)))
+		fmt.Sprintf("%s %d: %s; retry the batch", p.rowWord, row, rowReason(err)))
 }
 
 // tooLarge refuses an answer over the response limit with the batch size
 // that would fit, with a margin for rows larger than this batch's average.
-func tooLarge(rows, size, limit int) result {
+func tooLarge(p *protocol, rows, size, limit int) result {
 	fit := int(float64(rows) * float64(limit) / float64(size) * 0.8)
 	fit = max(fit, 1)
 	return textResult(http.StatusBadRequest, outcomeTooLarge, fmt.Sprintf(
-		"answer for %d rows is %d bytes, over the %d-byte response limit: set MAX_BATCH_ROWS = %d on the external function",
+		"answer for %d rows is %d bytes, over the %d-byte response limit: set "+p.sizeOption,
 		rows, size, limit, fit))
 }

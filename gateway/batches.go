@@ -22,7 +22,7 @@ import (
 // errors from Begin (errDraining, errReused, errOverloaded, errPending,
 // errElsewhere, errGone) and of Await's and Poll's statuses.
 //
-//	j, started, err := e.Begin(ctx, key, rows, digest, log)
+//	j, started, err := e.Begin(ctx, jobSpec{key, rows, digest, async}, log)
 //	if started { go func() { ctx, cancel := e.Context(j); ...; e.Finish(j, a) }() }
 //	a, st := e.Await(ctx, j)
 type batches struct {
@@ -89,11 +89,22 @@ func (e *batches) Known(key string) bool {
 	return j != nil && !j.failed()
 }
 
-// Begin returns the job for a batch: the one known under key (started is
-// false; errReused if its rows differ), an answer another replica kept
+// jobSpec is what Begin needs to know of a batch.
+type jobSpec struct {
+	key    string // the protocol's batch id scoped to its route; "" for none
+	rows   int    // admitted against the in-flight cap
+	digest uint64 // of the rows; 0 when key is ""
+	// async lets the batch answer pending with Config.Async (Snowflake's
+	// 202 and polls); a protocol without polls leaves it false.
+	async bool
+}
+
+// Begin returns the job for a batch: the one known under its key (started
+// is false; errReused if its rows differ), an answer another replica kept
 // (a finished job, started false), or a new job admitted against the
 // in-flight cap (started is true: the caller runs it and calls Finish).
-func (e *batches) Begin(ctx context.Context, key string, rows int, digest uint64, log *slog.Logger) (j *job, started bool, err error) {
+func (e *batches) Begin(ctx context.Context, spec jobSpec, log *slog.Logger) (j *job, started bool, err error) {
+	key, digest := spec.key, spec.digest
 	if old := e.jobs.get(key, time.Now()); old != nil && !old.failed() {
 		if !old.sameRows(digest) {
 			return nil, false, errReused
@@ -112,7 +123,7 @@ func (e *batches) Begin(ctx context.Context, key string, rows int, digest uint64
 			return j, false, nil
 		}
 	}
-	j, started, err = e.jobs.start(key, rows, digest, time.Now(), st)
+	j, started, err = e.jobs.start(spec, time.Now(), st)
 	if err != nil && st == claimHeld {
 		e.dropClaim(key)
 	}
@@ -195,10 +206,10 @@ func (e *batches) Poll(ctx context.Context, key string) (answer, awaitStatus) {
 // IsAsync reports whether an Await has answered pending for j so far.
 func (e *batches) IsAsync(j *job) bool { return e.jobs.isAsync(j) }
 
-// asyncJob reports whether j may answer pending: Async is on and the batch
-// has a key to poll by.
+// asyncJob reports whether j may answer pending: Async is on, the batch
+// has a key to poll by and its protocol polls.
 func (e *batches) asyncJob(j *job) bool {
-	return e.cfg.Async && j.key != ""
+	return e.cfg.Async && j.key != "" && j.mayAsync
 }
 
 // drain refuses new jobs from now on (Begin answers errDraining).

@@ -26,15 +26,15 @@ func TestBatchesWithoutProtocol(t *testing.T) {
 	}
 	t.Run("begin, join, finish, await, poll", func(t *testing.T) {
 		e := newEngine(t, Config{})
-		j, started, err := e.Begin(ctx, "k", 2, 7, e.log)
+		j, started, err := e.Begin(ctx, jobSpec{key: "k", rows: 2, digest: 7, async: true}, e.log)
 		if !started || err != nil {
 			t.Fatalf("first Begin: started %v err %v; want a new job", started, err)
 		}
-		again, started, err := e.Begin(ctx, "k", 2, 7, e.log)
+		again, started, err := e.Begin(ctx, jobSpec{key: "k", rows: 2, digest: 7, async: true}, e.log)
 		if again != j || started || err != nil {
 			t.Fatalf("same key and rows: started %v err %v; want the running job", started, err)
 		}
-		if _, _, err := e.Begin(ctx, "k", 2, 8, e.log); !errors.Is(err, errReused) {
+		if _, _, err := e.Begin(ctx, jobSpec{key: "k", rows: 2, digest: 8, async: true}, e.log); !errors.Is(err, errReused) {
 			t.Fatalf("same key, other rows: got %v; want errReused", err)
 		}
 		if _, st := e.Poll(ctx, "k"); st != awaitPending {
@@ -57,7 +57,7 @@ func TestBatchesWithoutProtocol(t *testing.T) {
 	})
 	t.Run("async: pending at the batch timeout, then done", func(t *testing.T) {
 		e := newEngine(t, Config{Async: true, BatchTimeout: time.Millisecond})
-		j, _, err := e.Begin(ctx, "k", 1, 1, e.log)
+		j, _, err := e.Begin(ctx, jobSpec{key: "k", rows: 1, digest: 1, async: true}, e.log)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,17 +71,17 @@ func TestBatchesWithoutProtocol(t *testing.T) {
 	})
 	t.Run("gone, overloaded, draining", func(t *testing.T) {
 		e := newEngine(t, Config{MaxInflightRows: 3})
-		j, _, _ := e.Begin(ctx, "", 3, 0, e.log)
+		j, _, _ := e.Begin(ctx, jobSpec{key: "", rows: 3, digest: 0, async: true}, e.log)
 		gone, cancel := context.WithCancel(ctx)
 		cancel()
 		if _, st := e.Await(gone, j); st != awaitGone {
 			t.Fatalf("await with an ended context: got %v; want gone", st)
 		}
-		if _, _, err := e.Begin(ctx, "", 1, 0, e.log); !errors.Is(err, errOverloaded) {
+		if _, _, err := e.Begin(ctx, jobSpec{key: "", rows: 1, digest: 0, async: true}, e.log); !errors.Is(err, errOverloaded) {
 			t.Fatalf("over the row cap: got %v; want errOverloaded", err)
 		}
 		e.drain()
-		if _, _, err := e.Begin(ctx, "b", 1, 1, e.log); !errors.Is(err, errDraining) {
+		if _, _, err := e.Begin(ctx, jobSpec{key: "b", rows: 1, digest: 1, async: true}, e.log); !errors.Is(err, errDraining) {
 			t.Fatalf("draining: got %v; want errDraining", err)
 		}
 		e.Finish(j, answer{status: 200})

@@ -58,9 +58,17 @@ const (
 // Config holds the optional settings of a Server. Zero values mean the
 // documented defaults.
 type Config struct {
-	// Path is where resolve_location is served (POST, and GET for polls).
-	// Default "/resolve_location".
-	Path string
+	// Path is where Snowflake's resolve_location is served (POST, and GET
+	// for polls). Default "/resolve_location"; NoSnowflake turns it off.
+	Path        string
+	NoSnowflake bool
+	// BigQueryPath is where BigQuery's remote function is served (POST,
+	// bigquery.go); "" serves none.
+	BigQueryPath string
+	// RESTPrefix is where the REST API is served (rest.go): GET
+	// {prefix}/locations/{id}, POST {prefix}/locations:batchGet and GET
+	// {prefix}/openapi.json; "" serves none.
+	RESTPrefix string
 	// OnRowError says how a row the resolver could not answer is answered:
 	// RowErrorNull (default), RowErrorObject or RowErrorFail. A row whose
 	// ID is invalid (wrong type, empty, too long, bad UTF-8, control
@@ -168,8 +176,6 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("on-row-error %q: want null, error or fail", c.OnRowError)
 	case c.NotFound != NotFoundNull && c.NotFound != NotFoundObject:
 		return c, fmt.Errorf("not-found %q: want null or object", c.NotFound)
-	case !strings.HasPrefix(c.Path, "/") || c.Path == "/healthz" || c.Path == "/readyz" || c.Path == "/metrics":
-		return c, fmt.Errorf("path %q: want an absolute path other than /healthz, /readyz and /metrics", c.Path)
 	case c.MaxBody < 0, c.MaxResponse < 0, c.BatchTimeout < 0, c.AsyncTimeout < 0, c.ResultTTL < 0,
 		c.MaxResults < 0, c.MaxResultBytes < 0, c.MaxInflightRows < 0, c.ShutdownTimeout < 0:
 		return c, errors.New("sizes, counts and durations must not be negative")
@@ -178,7 +184,34 @@ func (c Config) withDefaults() (Config, error) {
 	case (c.AuthHeader == "") != (c.AuthSecret == ""):
 		return c, errors.New("auth header and auth secret must be set together")
 	}
-	return c, nil
+	return c, c.CheckRoutes()
+}
+
+// CheckRoutes reports whether every protocol is served at an absolute path
+// of its own, none of them an operational endpoint, and at least one is
+// served. New checks it too.
+func (c Config) CheckRoutes() error {
+	routes := []struct{ name, path string }{{"path", c.Path}, {"bigquery path", c.BigQueryPath}, {"rest prefix", c.RESTPrefix}}
+	if c.NoSnowflake {
+		routes = routes[1:]
+	}
+	seen := map[string]string{}
+	for _, r := range routes {
+		switch p := r.path; {
+		case p == "":
+			continue
+		case !strings.HasPrefix(p, "/") || p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/" ||
+			strings.ContainsAny(p, ":*?# "):
+			return fmt.Errorf("%s %q: want an absolute path other than /, /healthz, /readyz and /metrics, without : * ? # or spaces", r.name, p)
+		case seen[p] != "":
+			return fmt.Errorf("%s %q: already the %s", r.name, p, seen[p])
+		}
+		seen[r.path] = r.name
+	}
+	if len(seen) == 0 {
+		return errors.New("no protocol served: set a path, a bigquery path or a rest prefix")
+	}
+	return nil
 }
 
 func setDefault[T comparable](v *T, def T) {

@@ -348,12 +348,12 @@ func TestMetricsCountPerBatch(t *testing.T) {
 		c    prometheus.Collector
 		want float64
 	}{
-		{"partial batches", s.met.batches.WithLabelValues(outcomePartial), 1},
-		{"rejected batches", s.met.batches.WithLabelValues(outcomeRejected), 1},
-		{"found rows", s.met.rows.WithLabelValues("found"), 2},
-		{"null rows", s.met.rows.WithLabelValues("null_id"), 1},
-		{"not-found rows", s.met.rows.WithLabelValues("not_found"), 1},
-		{"invalid rows", s.met.rows.WithLabelValues("invalid_id"), 1},
+		{"partial batches", s.met.batches.WithLabelValues(protoSnowflake, outcomePartial), 1},
+		{"rejected batches", s.met.batches.WithLabelValues(protoSnowflake, outcomeRejected), 1},
+		{"found rows", s.met.rows.WithLabelValues(protoSnowflake, "found"), 2},
+		{"null rows", s.met.rows.WithLabelValues(protoSnowflake, "null_id"), 1},
+		{"not-found rows", s.met.rows.WithLabelValues(protoSnowflake, "not_found"), 1},
+		{"invalid rows", s.met.rows.WithLabelValues(protoSnowflake, "invalid_id"), 1},
 		{"rows in flight", s.met.inflight, 0},
 	}
 	for _, c := range checks {

@@ -15,7 +15,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 )
 
-// newEngine routes the Snowflake function and the operational endpoints.
+// newEngine routes each protocol's function and the operational endpoints.
 func (s *Server) newEngine() *gin.Engine {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
@@ -25,8 +25,17 @@ func (s *Server) newEngine() *gin.Engine {
 	if s.cfg.Metrics != nil {
 		e.GET("/metrics", gin.WrapH(s.cfg.Metrics))
 	}
-	e.POST(s.cfg.Path, s.auth, s.post)
-	e.GET(s.cfg.Path, s.auth, s.poll)
+	if !s.cfg.NoSnowflake {
+		sf := s.auth(snowflakeProto)
+		e.POST(s.cfg.Path, sf, s.post)
+		e.GET(s.cfg.Path, sf, s.poll)
+	}
+	if s.cfg.BigQueryPath != "" {
+		e.POST(s.cfg.BigQueryPath, s.postBigQuery)
+	}
+	if s.cfg.RESTPrefix != "" {
+		s.routeREST(e)
+	}
 	e.NoRoute(func(c *gin.Context) {
 		writeText(c, http.StatusNotFound, "no such path: "+truncate(c.Request.URL.Path, 64))
 	})
@@ -62,28 +71,32 @@ func (s *Server) ready(c *gin.Context) {
 	writeText(c, http.StatusOK, "ready")
 }
 
-// auth checks the shared secret in constant time. Both sides are hashed
-// first so neither the content nor the length of the secret leaks.
-func (s *Server) auth(c *gin.Context) {
-	if s.cfg.AuthHeader == "" {
-		return
-	}
-	got := sum256(c.Request.Header.Get(s.cfg.AuthHeader))
-	if subtle.ConstantTimeCompare(got[:], s.authSum[:]) != 1 {
-		s.met.batches.WithLabelValues(outcomeUnauthorized).Inc()
-		s.logger(c.Request.Header).Warn("batch", "outcome", outcomeUnauthorized, "status", http.StatusUnauthorized)
-		writeText(c, http.StatusUnauthorized, "missing or wrong "+s.cfg.AuthHeader+" header")
-		c.Abort()
+// auth checks the shared secret in constant time on p's routes. Both
+// sides are hashed first so neither the content nor the length of the
+// secret leaks.
+func (s *Server) auth(p *protocol) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if s.cfg.AuthHeader == "" {
+			return
+		}
+		got := sum256(c.Request.Header.Get(s.cfg.AuthHeader))
+		if subtle.ConstantTimeCompare(got[:], s.authSum[:]) != 1 {
+			s.met.batch(p.name, outcomeUnauthorized)
+			s.logger(p, c.Request.Header).Warn("batch", "protocol", p.name, "outcome", outcomeUnauthorized, "status", http.StatusUnauthorized)
+			p.writeError(c, http.StatusUnauthorized, "missing or wrong "+s.cfg.AuthHeader+" header")
+			c.Abort()
+		}
 	}
 }
 
 func sum256(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
-// reject answers a batch that will not run, with its summary line.
-func (s *Server) reject(c *gin.Context, log *slog.Logger, status int, outcome string, err error) {
-	s.met.batches.WithLabelValues(outcome).Inc()
-	log.Info("batch", "outcome", outcome, "status", status, "reason", err.Error())
-	writeText(c, status, err.Error())
+// reject answers a batch of protocol p that will not run, with its
+// summary line.
+func (s *Server) reject(c *gin.Context, p *protocol, log *slog.Logger, status int, outcome string, err error) {
+	s.met.batch(p.name, outcome)
+	log.Info("batch", "protocol", p.name, "outcome", outcome, "status", status, "reason", err.Error())
+	p.writeError(c, status, err.Error())
 }
 
 // write sends an answer, gzipped when the client accepts it and it is big
@@ -112,10 +125,14 @@ func (s *Server) write(c *gin.Context, status int, body []byte) {
 	s.gzips.Put(zw)
 }
 
-// writeAnswer sends a finished batch's answer. One kept gzipped goes out as
-// it is to a client that accepts gzip, with its length, and inflated again
-// to one that does not.
-func (s *Server) writeAnswer(c *gin.Context, a answer) {
+// writeAnswer sends a finished batch's answer in p's form. One kept
+// gzipped goes out as it is to a client that accepts gzip, with its
+// length, and inflated again to one that does not.
+func (s *Server) writeAnswer(c *gin.Context, p *protocol, a answer) {
+	if a.status != http.StatusOK && p.errorBody != nil {
+		p.writeError(c, a.status, strings.TrimSuffix(string(a.body), "\n"))
+		return
+	}
 	if !a.gzipped {
 		s.write(c, a.status, a.body)
 		return
@@ -143,7 +160,7 @@ func (s *Server) writeAnswer(c *gin.Context, a answer) {
 // accepted answers 202 for a batch that goes on running: its answer is
 // polled for.
 func (s *Server) accepted(c *gin.Context) {
-	s.met.batches.WithLabelValues(outcomeAccepted).Inc()
+	s.met.batch(protoSnowflake, outcomeAccepted)
 	c.Status(http.StatusAccepted)
 	c.Writer.WriteHeaderNow()
 }

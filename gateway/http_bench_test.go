@@ -72,7 +72,7 @@ func benchServeHTTP(b *testing.B, gzip bool) {
 		}
 		i++
 	}
-	if n := testutil.ToFloat64(ld.gw.met.lookups.WithLabelValues("fetched")); n != 0 {
+	if n := testutil.ToFloat64(ld.gw.met.lookups.WithLabelValues(protoSnowflake, "fetched")); n != 0 {
 		b.Fatalf("the gateway's batches fetched %v IDs; want 0: every one cached", n)
 	}
 	// Each batch logs its line before its answer is released.

@@ -17,6 +17,8 @@ type job struct {
 	digest uint64
 	// async is set (under jobTable.mu) once a POST has answered 202 for it.
 	async bool
+	// mayAsync: the batch's protocol polls (jobSpec.async).
+	mayAsync bool
 	// shared is how the job stands with Config.Shared; set at start.
 	shared claimState
 	// Under jobTable.mu, used with Config.Shared only: waiters counts the
@@ -111,7 +113,8 @@ func newJobTable(ttl time.Duration, maxRows, maxKept int, maxBytes int64, onChan
 // (started == true). A batch bigger than the whole cap is admitted when
 // nothing else runs, so it cannot be refused forever. Errors: errDraining,
 // errOverloaded, errReused.
-func (t *jobTable) start(key string, rows int, digest uint64, now time.Time, st claimState) (j *job, started bool, err error) {
+func (t *jobTable) start(spec jobSpec, now time.Time, st claimState) (j *job, started bool, err error) {
+	key, rows, digest := spec.key, spec.rows, spec.digest
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if old := t.lookup(key, now); old != nil && !old.failed() {
@@ -126,7 +129,7 @@ func (t *jobTable) start(key string, rows int, digest uint64, now time.Time, st 
 	if t.rowsInFlight > 0 && t.rowsInFlight+rows > t.maxRows {
 		return nil, false, errOverloaded
 	}
-	j = &job{key: key, rows: rows, digest: digest, shared: st, done: make(chan struct{})}
+	j = &job{key: key, rows: rows, digest: digest, mayAsync: spec.async, shared: st, done: make(chan struct{})}
 	t.rowsInFlight += rows
 	t.running++
 	if key != "" {

@@ -241,7 +241,7 @@ func TestJobTable(t *testing.T) {
 	}
 	t.Run("kept for the TTL, then swept", func(t *testing.T) {
 		tb := newJobTable(time.Minute, 100, 10, 1<<20, nil)
-		j, _, _ := tb.start("k", 1, 0, t0, claimNone)
+		j, _, _ := tb.start(jobSpec{key: "k", rows: 1, digest: 0}, t0, claimNone)
 		finish(tb, j, 200, "x", t0)
 		if got := tb.get("k", t0.Add(59*time.Second)); got != j {
 			t.Fatalf("before the TTL: got %v; want the job", got)
@@ -257,7 +257,7 @@ func TestJobTable(t *testing.T) {
 	t.Run("count and byte caps evict the oldest", func(t *testing.T) {
 		tb := newJobTable(time.Hour, 100, 2, 9, nil)
 		for i, body := range []string{"aaaa", "bbbb", "cccc", "dddddd"} {
-			j, _, _ := tb.start(fmt.Sprint(i), 1, 0, t0, claimNone)
+			j, _, _ := tb.start(jobSpec{key: fmt.Sprint(i), rows: 1, digest: 0}, t0, claimNone)
 			finish(tb, j, 200, body, t0)
 		}
 		var kept []string
@@ -272,35 +272,35 @@ func TestJobTable(t *testing.T) {
 	})
 	t.Run("a failure is kept for polls, and a retry starts over", func(t *testing.T) {
 		tb := newJobTable(time.Hour, 100, 10, 1<<20, nil)
-		j, _, _ := tb.start("k", 1, 0, t0, claimNone)
+		j, _, _ := tb.start(jobSpec{key: "k", rows: 1, digest: 0}, t0, claimNone)
 		finish(tb, j, 503, "no", t0)
 		if got := tb.get("k", t0); got != j || !got.failed() {
 			t.Fatal("a 503 was not kept for a poll")
 		}
-		again, started, err := tb.start("k", 1, 0, t0, claimNone)
+		again, started, err := tb.start(jobSpec{key: "k", rows: 1, digest: 0}, t0, claimNone)
 		if !started || err != nil || again == j || tb.get("k", t0) != again {
 			t.Fatalf("retry of a failed batch: started %v err %v; want a new job under the key", started, err)
 		}
 	})
 	t.Run("admission", func(t *testing.T) {
 		tb := newJobTable(time.Hour, 10, 10, 1<<20, nil)
-		big, ok, err := tb.start("", 50, 0, t0, claimNone)
+		big, ok, err := tb.start(jobSpec{key: "", rows: 50, digest: 0}, t0, claimNone)
 		if !ok || err != nil {
 			t.Fatalf("a batch over the cap with nothing running: %v; want admitted", err)
 		}
-		if _, _, err := tb.start("", 1, 0, t0, claimNone); !errors.Is(err, errOverloaded) {
+		if _, _, err := tb.start(jobSpec{key: "", rows: 1, digest: 0}, t0, claimNone); !errors.Is(err, errOverloaded) {
 			t.Fatalf("got %v; want errOverloaded", err)
 		}
 		finish(tb, big, 200, "", t0)
-		a, _, _ := tb.start("a", 6, 0, t0, claimNone)
-		if _, _, err := tb.start("b", 5, 0, t0, claimNone); !errors.Is(err, errOverloaded) {
+		a, _, _ := tb.start(jobSpec{key: "a", rows: 6, digest: 0}, t0, claimNone)
+		if _, _, err := tb.start(jobSpec{key: "b", rows: 5, digest: 0}, t0, claimNone); !errors.Is(err, errOverloaded) {
 			t.Fatalf("6+5 rows with cap 10: got %v; want errOverloaded", err)
 		}
-		if again, started, err := tb.start("a", 6, 0, t0, claimNone); again != a || started || err != nil {
+		if again, started, err := tb.start(jobSpec{key: "a", rows: 6, digest: 0}, t0, claimNone); again != a || started || err != nil {
 			t.Fatalf("known key: got started %v err %v; want the running job", started, err)
 		}
 		tb.drain()
-		if _, _, err := tb.start("c", 1, 0, t0, claimNone); !errors.Is(err, errDraining) {
+		if _, _, err := tb.start(jobSpec{key: "c", rows: 1, digest: 0}, t0, claimNone); !errors.Is(err, errDraining) {
 			t.Fatalf("while draining: got %v; want errDraining", err)
 		}
 		select {

@@ -27,7 +27,7 @@ type metrics struct {
 	batches   *prometheus.CounterVec
 	rows      *prometheus.CounterVec
 	lookups   *prometheus.CounterVec
-	duration  prometheus.Histogram
+	duration  *prometheus.HistogramVec
 	inflight  prometheus.Gauge
 	asyncJobs prometheus.Gauge
 	kept      prometheus.Gauge
@@ -38,23 +38,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		batches: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "snowgate_gateway_batches_total",
-			Help: "Batches (requests to a function path) by outcome.",
-		}, []string{"outcome"}),
+			Help: "Batches (requests to a function path) by protocol (snowflake, bigquery, redshift, rest) and outcome.",
+		}, []string{"protocol", "outcome"}),
 		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "snowgate_gateway_rows_total",
 			Help: "Rows of the batches resolved, by result: found, not_found, no_location, null_id, invalid_id, failed; " +
 				"a batch refused as a whole (--on-row-error=fail, too large) counts its rows too.",
-		}, []string{"result"}),
+		}, []string{"protocol", "result"}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "snowgate_gateway_lookups_total",
 			Help: "Distinct IDs per batch by how the resolver answered: hit (cache), coalesced (joined another batch's lookup in flight), " +
 				"fetched (this batch's own provider lookup), invalid (rejected before any request), abandoned (unanswered at the batch's deadline).",
-		}, []string{"source"}),
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		}, []string{"protocol", "source"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "snowgate_gateway_batch_duration_seconds",
-			Help:    "Time to answer a batch, from the request's arrival (body read and decode included) to the encoded answer.",
+			Help:    "Time to answer a batch, by protocol, from the request's arrival (body read and decode included) to the encoded answer.",
 			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 25, 60, 300},
-		}),
+		}, []string{"protocol"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "snowgate_gateway_rows_in_flight",
 			Help: "Rows of batches being worked on (capped by --max-inflight-rows).",
@@ -90,22 +90,27 @@ type rowCounts struct {
 	found, notFound, noLocation, nullID, invalid, failed int
 }
 
+// batch counts one batch of protocol proto by outcome.
+func (m *metrics) batch(proto, outcome string) {
+	m.batches.WithLabelValues(proto, outcome).Inc()
+}
+
 // observeLookups counts one batch's distinct IDs by source.
-func (m *metrics) observeLookups(st cache.Stats) {
+func (m *metrics) observeLookups(proto string, st cache.Stats) {
 	for _, s := range []struct {
 		label string
 		n     int
 	}{{"hit", st.Hits}, {"coalesced", st.Coalesced}, {"fetched", st.Fetched}, {"invalid", st.Invalid}, {"abandoned", st.Abandoned}} {
 		if s.n > 0 {
-			m.lookups.WithLabelValues(s.label).Add(float64(s.n))
+			m.lookups.WithLabelValues(proto, s.label).Add(float64(s.n))
 		}
 	}
 }
 
-func (m *metrics) observeRows(c rowCounts) {
+func (m *metrics) observeRows(proto string, c rowCounts) {
 	add := func(label string, n int) {
 		if n > 0 {
-			m.rows.WithLabelValues(label).Add(float64(n))
+			m.rows.WithLabelValues(proto, label).Add(float64(n))
 		}
 	}
 	add("found", c.found)

@@ -2,12 +2,10 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime/debug"
 	"strings"
 	"time"
 
@@ -26,49 +24,44 @@ const locationArgs = 1
 // bodyReadTimeout bounds reading one request body.
 const bodyReadTimeout = time.Minute
 
-// logger is the base logger with the IDs every line about a batch carries.
-func (s *Server) logger(h http.Header) *slog.Logger {
-	return s.log.With("query_id", h.Get(hdrQueryID), "batch_id", h.Get(hdrBatchID))
-}
-
 // post handles a batch: decoded, then joined to the job known under its
 // batch id (or its kept answer), or admitted and run as a new job.
 func (s *Server) post(c *gin.Context) {
 	start := time.Now()
 	h := c.Request.Header
 	key := jobKey(s.cfg.Path, h.Get(hdrBatchID))
-	log := s.logger(h)
+	log := s.logger(snowflakeProto, h)
 	// A retry joins its batch whatever its format headers say: the first
 	// POST of the batch was checked.
 	if !s.batches.Known(key) {
 		if err := checkFormat(h); err != nil {
-			s.reject(c, log, http.StatusBadRequest, outcomeRejected, err)
+			s.reject(c, snowflakeProto, log, http.StatusBadRequest, outcomeRejected, err)
 			return
 		}
 	}
 	b, status, err := s.decode(c, start)
 	if err != nil {
-		s.reject(c, log, status, outcomeRejected, err)
+		s.reject(c, snowflakeProto, log, status, outcomeRejected, err)
 		return
 	}
 	var digest uint64 // only a batch id can be reused
 	if key != "" {
 		digest = b.digest(s.digestSeed)
 	}
-	j, started, err := s.batches.Begin(c.Request.Context(), key, b.len(), digest, log)
+	j, started, err := s.batches.Begin(c.Request.Context(), jobSpec{key: key, rows: b.len(), digest: digest, async: true}, log)
 	switch {
 	case err != nil:
 		s.refuse(c, log, err)
 		return
 	case !started:
-		s.met.batches.WithLabelValues(outcomeReplayed).Inc()
+		s.met.batch(protoSnowflake, outcomeReplayed)
 	default:
 		j.compress = s.cfg.Shared == nil && acceptsGzip(h.Get("Accept-Encoding"))
 		if log.Enabled(c, slog.LevelDebug) {
 			// Parsed only here: nothing else reads the call's headers.
 			log.Debug("batch headers", "call", parseCall(h).logValue(s.cfg.AuthHeader))
 		}
-		go s.run(j, b, log, start)
+		go s.run(j, b, snowflakeProto, log, start)
 	}
 	s.await(c, j)
 }
@@ -77,16 +70,16 @@ func (s *Server) post(c *gin.Context) {
 func (s *Server) refuse(c *gin.Context, log *slog.Logger, err error) {
 	switch {
 	case errors.Is(err, errDraining):
-		s.reject(c, log, http.StatusServiceUnavailable, outcomeDraining, err)
+		s.reject(c, snowflakeProto, log, http.StatusServiceUnavailable, outcomeDraining, err)
 	case errors.Is(err, errReused):
-		s.reject(c, log, http.StatusConflict, outcomeRejected, err)
+		s.reject(c, snowflakeProto, log, http.StatusConflict, outcomeRejected, err)
 	case errors.Is(err, errOverloaded):
-		s.reject(c, log, http.StatusTooManyRequests, outcomeOverloaded,
+		s.reject(c, snowflakeProto, log, http.StatusTooManyRequests, outcomeOverloaded,
 			fmt.Errorf("overloaded: over %d rows in flight; retry later", s.cfg.MaxInflightRows))
 	case errors.Is(err, errPending):
 		s.accepted(c)
 	case errors.Is(err, errElsewhere):
-		s.met.batches.WithLabelValues(outcomeFailed).Inc()
+		s.met.batch(protoSnowflake, outcomeFailed)
 		writeText(c, http.StatusServiceUnavailable, err.Error())
 	default: // errGone
 		// Nobody reads this; it only keeps gin from sending an empty 200.
@@ -129,7 +122,7 @@ func checkFormat(h http.Header) error {
 func (s *Server) await(c *gin.Context, j *job) {
 	switch a, st := s.batches.Await(c.Request.Context(), j); st {
 	case awaitDone:
-		s.writeAnswer(c, a)
+		s.writeAnswer(c, snowflakeProto, a)
 	case awaitPending:
 		s.accepted(c)
 	default:
@@ -149,7 +142,7 @@ func (s *Server) poll(c *gin.Context) {
 	}
 	switch a, st := s.batches.Poll(c.Request.Context(), jobKey(s.cfg.Path, id)); {
 	case st == awaitDone:
-		s.writeAnswer(c, a)
+		s.writeAnswer(c, snowflakeProto, a)
 	case st == awaitPending:
 		c.Status(http.StatusAccepted)
 		c.Writer.WriteHeaderNow()
@@ -160,55 +153,4 @@ func (s *Server) poll(c *gin.Context) {
 		writeText(c, http.StatusNotFound, "unknown batch id "+quoteID(id)+
 			": never posted here, or its answer expired (see --result-ttl); with several replicas, route a query's polls to one replica")
 	}
-}
-
-// run works one job to its end: resolves and encodes it, writes the
-// batch's metrics and summary line, and hands the answer to the engine.
-func (s *Server) run(j *job, b *batch, log *slog.Logger, start time.Time) {
-	ctx, cancel := s.batches.Context(j)
-	defer cancel()
-	res := s.runSafely(ctx, b, log)
-	a := answer{status: res.status, body: res.body}
-	if j.compress && res.status == http.StatusOK && len(res.body) >= gzipMinBytes {
-		a.body, a.gzipped = s.gzipAnswer(res.body), true
-		if res.pooled {
-			s.recycle(res.body)
-		}
-	}
-
-	// Metrics and the summary line come before the answer is released, so
-	// whoever got the answer also finds them.
-	d := time.Since(start)
-	s.met.batches.WithLabelValues(res.outcome).Inc()
-	s.met.duration.Observe(d.Seconds())
-	s.met.observeRows(res.rows)
-	s.met.observeLookups(res.stats)
-	s.logSummary(log, b, res, d, s.batches.IsAsync(j))
-	s.batches.Finish(j, a)
-}
-
-// logSummary writes a finished batch's line. Row figures count rows by
-// their answer; distinct to abandoned count distinct IDs by how the
-// resolver answered them; provider_calls is the HTTP requests this batch's
-// own lookups sent (see README, Operations).
-func (s *Server) logSummary(log *slog.Logger, b *batch, res result, d time.Duration, async bool) {
-	rc, st := res.rows, res.stats
-	log.Info("batch", "function", "resolve_location", "rows", b.len(),
-		"found", rc.found, "not_found", rc.notFound, "no_location", rc.noLocation,
-		"null", rc.nullID, "invalid", rc.invalid, "failed", rc.failed,
-		"distinct", st.Distinct, "hits", st.Hits, "coalesced", st.Coalesced, "fetched", st.Fetched,
-		"abandoned", st.Abandoned, "provider_calls", st.Requests,
-		"duration_ms", d.Milliseconds(), "outcome", res.outcome, "status", res.status, "async", async)
-}
-
-// runSafely resolves the batch, turning a panic (a bug) into a 500 answer
-// so the job still finishes and its waiters are released.
-func (s *Server) runSafely(ctx context.Context, b *batch, log *slog.Logger) (res result) {
-	defer func() {
-		if v := recover(); v != nil {
-			log.Error("panic resolving batch", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-			res = textResult(http.StatusInternalServerError, outcomeFailed, "internal error")
-		}
-	}()
-	return s.resolveLocation(ctx, b)
 }

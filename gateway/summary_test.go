@@ -318,10 +318,10 @@ func TestMetricsMatchSimulator(t *testing.T) {
 		t.Errorf("provider_calls over the summary lines: %d; the simulator received %d", sum, rs.Total())
 	}
 	checkLine(t, "B2", lines["B2"], map[string]any{"hits": 5, "fetched": 1, "provider_calls": summaryAttempts})
-	if got := m["snowgate_gateway_batch_duration_seconds_count"]; got != 3 {
+	if got := m[`snowgate_gateway_batch_duration_seconds{protocol="snowflake"}_count`]; got != 3 {
 		t.Errorf("batch durations observed: %v; want 3 (the replay did no work)", got)
 	}
-	if got := m[`snowgate_gateway_batches_total{outcome="replayed"}`]; got != 1 {
+	if got := m[`snowgate_gateway_batches_total{outcome="replayed",protocol="snowflake"}`]; got != 1 {
 		t.Errorf("replayed batches: %v; want 1", got)
 	}
 }
@@ -339,7 +339,7 @@ func checkRows(t *testing.T, m map[string]float64) {
 	t.Helper()
 	for result, want := range map[string]float64{"found": 1 + 2*4, "not_found": 2, "no_location": 2,
 		"null_id": 2, "invalid_id": 2 * 4, "failed": 2} {
-		if got := m[`snowgate_gateway_rows_total{result="`+result+`"}`]; got != want {
+		if got := m[`snowgate_gateway_rows_total{protocol="snowflake",result="`+result+`"}`]; got != want {
 			t.Errorf("rows %s: got %v; want %v", result, got, want)
 		}
 	}
@@ -349,7 +349,9 @@ func checkRows(t *testing.T, m map[string]float64) {
 // and the cache, adding up to the distinct IDs asked.
 func checkLookups(t *testing.T, m map[string]float64) {
 	t.Helper()
-	lookup := func(source string) float64 { return m[`snowgate_gateway_lookups_total{source="`+source+`"}`] }
+	lookup := func(source string) float64 {
+		return m[`snowgate_gateway_lookups_total{protocol="snowflake",source="`+source+`"}`]
+	}
 	cacheReq := func(result string) float64 { return m[`snowgate_cache_requests_total{result="`+result+`"}`] }
 	checks := []struct {
 		name      string
@@ -461,7 +463,7 @@ func TestSummaryRefusedBatchCountsRows(t *testing.T) {
 				"not_found": 1, "null": 1, "failed": 1, "invalid": 0, "outcome": tt.outcome, "status": tt.status})
 			m := gathered(t, reg)
 			for result, want := range map[string]float64{"found": 2, "not_found": 1, "null_id": 1, "failed": 1} {
-				if got := m[`snowgate_gateway_rows_total{result="`+result+`"}`]; got != want {
+				if got := m[`snowgate_gateway_rows_total{protocol="snowflake",result="`+result+`"}`]; got != want {
 					t.Errorf("rows %s: got %v; want %v", result, got, want)
 				}
 			}

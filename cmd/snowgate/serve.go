@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,7 +39,11 @@ func newServeFlags(stdout io.Writer) (*flag.FlagSet, *serveFlags) {
 	sf := &serveFlags{}
 	cfg := &sf.cfg
 	fs.StringVar(&sf.listen, "listen", ":8080", "address to listen on, host:port")
-	fs.StringVar(&cfg.Path, "path", "/resolve_location", "URL path of the resolve_location function")
+	fs.StringVar(&cfg.Path, "path", "/resolve_location", "URL path of Snowflake's resolve_location function; empty turns it off")
+	fs.StringVar(&cfg.BigQueryPath, "bigquery-path", "/bigquery/resolve_location",
+		"URL path of BigQuery's resolve_location remote function; empty turns it off")
+	fs.StringVar(&cfg.RESTPrefix, "rest-prefix", "/v1",
+		"URL prefix of the REST API ({prefix}/locations/{id}, {prefix}/locations:batchGet, {prefix}/openapi.json); empty turns it off")
 	enumVar(fs, &cfg.OnRowError, "on-row-error", gateway.RowErrorNull,
 		[]string{gateway.RowErrorNull, gateway.RowErrorObject, gateway.RowErrorFail},
 		"a row the provider failed: null, error ({\"error\": reason}) or fail (the batch answers 503 and Snowflake retries it)")
@@ -72,6 +77,10 @@ func parseServe(args []string, stdout io.Writer) (*serveFlags, error) {
 	fs, sf := newServeFlags(stdout)
 	if err := parseFlags(fs, args); err != nil {
 		return nil, err
+	}
+	sf.cfg.NoSnowflake = sf.cfg.Path == ""
+	if err := sf.cfg.CheckRoutes(); err != nil {
+		return nil, usagef("serve: %v", err)
 	}
 	sf.cfg.AuthSecret = os.Getenv("SNOWGATE_AUTH_SECRET")
 	switch {
@@ -116,10 +125,26 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
 	}
-	fmt.Fprintf(stdout, "snowgate serve: listening on %s, function at %s\n", ln.Addr(), cfg.Path)
-	logger.Info("serving", "addr", ln.Addr().String(), "path", cfg.Path, "async", cfg.Async,
+	fmt.Fprintf(stdout, "snowgate serve: listening on %s, %s\n", ln.Addr(), routesLine(cfg))
+	logger.Info("serving", "addr", ln.Addr().String(), "path", cfg.Path, "bigquery_path", cfg.BigQueryPath,
+		"rest_prefix", cfg.RESTPrefix, "async", cfg.Async,
 		"auth", cfg.AuthHeader != "", "on_row_error", cfg.OnRowError, "redis", p.Shared != nil)
 	return gw.Serve(ctx, ln)
+}
+
+// routesLine says where each protocol is served.
+func routesLine(cfg gateway.Config) string {
+	var parts []string
+	if !cfg.NoSnowflake {
+		parts = append(parts, "Snowflake at "+cfg.Path)
+	}
+	if cfg.BigQueryPath != "" {
+		parts = append(parts, "BigQuery at "+cfg.BigQueryPath)
+	}
+	if cfg.RESTPrefix != "" {
+		parts = append(parts, "REST under "+cfg.RESTPrefix+"/")
+	}
+	return strings.Join(parts, ", ")
 }
 
 // registerProcessMetrics adds the Go runtime and process collectors that the

@@ -123,7 +123,7 @@ func TestServeRunsAndDrains(t *testing.T) {
 	}
 	metrics, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, want := range []string{`snowgate_gateway_batches_total{outcome="ok"} 1`, "go_goroutines", "process_"} {
+	for _, want := range []string{`snowgate_gateway_batches_total{outcome="ok",protocol="snowflake"} 1`, "go_goroutines", "process_"} {
 		if !strings.Contains(string(metrics), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
