@@ -75,7 +75,11 @@ func newServeFlags(stdout io.Writer) (*flag.FlagSet, *serveFlags) {
 // parseServe reads serve's settings and checks them, touching nothing.
 func parseServe(args []string, stdout io.Writer) (*serveFlags, error) {
 	fs, sf := newServeFlags(stdout)
+	lambdaDefaults(fs)
 	if err := parseFlags(fs, args); err != nil {
+		return nil, err
+	}
+	if err := checkLambda(sf); err != nil {
 		return nil, err
 	}
 	sf.cfg.NoSnowflake = sf.cfg.Path == ""
@@ -119,6 +123,9 @@ func runServe(ctx context.Context, args []string, stdout io.Writer, logger *slog
 	gw, err := gateway.New(p.Resolver, cfg, reg)
 	if err != nil {
 		return fmt.Errorf("serve: %w", err)
+	}
+	if inLambda() {
+		return serveLambda(ctx, gw, cfg, p.Shared != nil, logger)
 	}
 	var lc net.ListenConfig
 	ln, err := lc.Listen(ctx, "tcp", sf.listen)
