@@ -1,0 +1,422 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// redshiftAnswer is what a Lambda UDF answers, decoded strictly enough to
+// tell a missing field from a zero one.
+type redshiftAnswer struct {
+	Success    *bool             `json:"success"`
+	NumRecords *int              `json:"num_records"`
+	Results    []json.RawMessage `json:"results"`
+	ErrorMsg   *string           `json:"error_msg"`
+}
+
+// decodeAnswer parses an answer and checks the invariants every answer
+// holds: valid JSON; success true with num_records results and no
+// error_msg, or success false with a one-line error_msg and nothing else.
+func decodeAnswer(t testing.TB, out []byte) redshiftAnswer {
+	t.Helper()
+	var a redshiftAnswer
+	if err := json.Unmarshal(out, &a); err != nil {
+		t.Fatalf("answer is not JSON: %v: %.300s", err, out)
+	}
+	switch {
+	case a.Success == nil:
+		t.Fatalf("answer has no success: %.300s", out)
+	case *a.Success && (a.NumRecords == nil || a.Results == nil || *a.NumRecords != len(a.Results) || a.ErrorMsg != nil):
+		t.Fatalf("success true needs num_records = len(results) and no error_msg: %.300s", out)
+	case !*a.Success && (a.ErrorMsg == nil || *a.ErrorMsg == "" || strings.ContainsAny(*a.ErrorMsg, "\r\n") ||
+		a.NumRecords != nil || a.Results != nil):
+		t.Fatalf("success false needs a one-line error_msg only: %.300s", out)
+	}
+	return a
+}
+
+// resultTexts returns each result as the text Redshift's VARCHAR holds:
+// the JSON string's content, or "NULL" for null.
+func resultTexts(t testing.TB, a redshiftAnswer) []string {
+	t.Helper()
+	out := make([]string, len(a.Results))
+	for i, r := range a.Results {
+		if string(r) == "null" {
+			out[i] = "NULL"
+			continue
+		}
+		if err := json.Unmarshal(r, &out[i]); err != nil {
+			t.Fatalf("result %d is neither null nor a JSON string: %s", i, r)
+		}
+	}
+	return out
+}
+
+// redshiftEventFor builds the event Redshift sends for resolve_location
+// over ids; "<null>" stands for a SQL NULL argument.
+func redshiftEventFor(ids []string) []byte {
+	var sb strings.Builder
+	fmt.Fprintf(&sb, `{"request_id":"23FF1F97-F28A-44AA-AB67-266ED976BF40","cluster":"arn:aws:redshift:xxxx","user":"adminuser",`+
+		`"database":"db1","external_function":"public.resolve_location","query_id":5678234,"num_records":%d,"arguments":[`, len(ids))
+	for i, id := range ids {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		if id == "<null>" {
+			sb.WriteString("[null]")
+			continue
+		}
+		js, _ := json.Marshal(id)
+		fmt.Fprintf(&sb, "[%s]", js)
+	}
+	sb.WriteString("]}")
+	return []byte(sb.String())
+}
+
+// quoted is v as a JSON string, by encoding/json (not the gateway's
+// escaper).
+func quoted(t testing.TB, v []byte) string {
+	t.Helper()
+	js, err := json.Marshal(string(v))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(js)
+}
+
+// TestRedshiftGoldenEvent: the event of Redshift's page exactly. Its
+// records carry two arguments, which resolve_location(varchar) never gets:
+// a malformed request, failed whole and naming the first bad record.
+func TestRedshiftGoldenEvent(t *testing.T) {
+	const event = `{"request_id": "23FF1F97-F28A-44AA-AB67-266ED976BF40", "cluster": "arn:aws:redshift:xxxx",
+ "user": "adminuser", "database": "db1", "external_function": "public.foo", "query_id": 5678234,
+ "num_records": 4, "arguments": [[1, 2], [3, null], null, [4, 6]]}`
+	f := newFake()
+	s := newServer(t, f, Config{})
+	a := decodeAnswer(t, s.Redshift(context.Background(), []byte(event)))
+	want := "record 0 has 2 arguments, want 1: resolve_location takes one VARCHAR"
+	if *a.Success || *a.ErrorMsg != want {
+		t.Fatalf("got success %v, error_msg %q; want false, %q", *a.Success, *a.ErrorMsg, want)
+	}
+	if f.callCount() != 0 {
+		t.Fatalf("resolver called %d times for a malformed event; want 0", f.callCount())
+	}
+}
+
+// TestRedshiftGoldenOneArg: the same event for a one-argument function:
+// exact answer bytes, a null record and a null argument answering null,
+// a number argument looked up by its exact text.
+func TestRedshiftGoldenOneArg(t *testing.T) {
+	const event = `{"request_id": "23FF1F97-F28A-44AA-AB67-266ED976BF40", "cluster": "arn:aws:redshift:xxxx",
+ "user": "adminuser", "database": "db1", "external_function": "public.resolve_location", "query_id": 5678234,
+ "num_records": 5, "arguments": [["Q1"], [null], null, [9007199254740993], ["missing"]]}`
+	f := newFake("Q1", "9007199254740993")
+	s := newServer(t, f, Config{})
+	got := string(s.Redshift(context.Background(), []byte(event)))
+	want := `{"success":true,"num_records":5,"results":[` + quoted(t, foundEntry("Q1").JSON) + `,null,null,` +
+		quoted(t, foundEntry("9007199254740993").JSON) + `,null]}`
+	if got != want {
+		t.Fatalf("got  %s\nwant %s", got, want)
+	}
+	if ids := f.seenIDs(); !reflect.DeepEqual(ids, []string{"Q1", "9007199254740993", "missing"}) {
+		t.Fatalf("resolver got %q; want Q1, 9007199254740993, missing", ids)
+	}
+	// The page's answer shape, read back: one result per record, in order.
+	a := decodeAnswer(t, []byte(got))
+	if texts := resultTexts(t, a); texts[0] != string(foundEntry("Q1").JSON) || texts[1] != "NULL" {
+		t.Fatalf("results %q; want Q1's object, then NULL", texts)
+	}
+}
+
+// TestRedshiftHostileEvents: every malformed event fails whole with a
+// clear reason and without a lookup; odd but valid ones answer every
+// record.
+func TestRedshiftHostileEvents(t *testing.T) {
+	deep := `{"arguments":[[` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `]]}`
+	for _, tc := range []struct {
+		name, event string
+		err         string   // want success false with this in error_msg
+		want        []string // else these result texts
+	}{
+		{name: "empty", event: "", err: "not valid JSON"},
+		{name: "not JSON", event: "arguments", err: "not valid JSON at byte 1"},
+		{name: "null", event: "null", err: `must be a JSON object with an "arguments" array`},
+		{name: "array", event: `[["a"]]`, err: `must be a JSON object with an "arguments" array`},
+		{name: "string", event: `"{}"`, err: `must be a JSON object with an "arguments" array`},
+		{name: "no arguments", event: `{"num_records":0}`, err: `"arguments" array`},
+		{name: "arguments case", event: `{"Arguments":[["a"]]}`, err: `"arguments" array`},
+		{name: "arguments null", event: `{"arguments":null}`, err: `"arguments" array`},
+		{name: "arguments object", event: `{"arguments":{"0":["a"]}}`, err: `"arguments" array`},
+		{name: "record number", event: `{"arguments":[["a"],7]}`, err: "record 1 must be an array of arguments or null, got 7"},
+		{name: "record string", event: `{"arguments":["a"]}`, err: `record 0 must be an array of arguments or null, got "a"`},
+		{name: "no argument", event: `{"arguments":[["a"],[]]}`, err: "record 1 has 0 arguments, want 1"},
+		{name: "two arguments", event: `{"arguments":[["a","b"]]}`, err: "record 0 has 2 arguments, want 1"},
+		{name: "count short", event: `{"num_records":2,"arguments":[["a"]]}`, err: `"num_records" is 2 but "arguments" has 1 records`},
+		{name: "count long", event: `{"num_records":0,"arguments":[["a"]]}`, err: `"num_records" is 0 but "arguments" has 1 records`},
+		{name: "count text", event: `{"num_records":"1","arguments":[["a"]]}`, err: `"num_records" must be an integer, got "1"`},
+		{name: "count fraction", event: `{"num_records":1.0,"arguments":[["a"]]}`, err: `"num_records" must be an integer, got 1.0`},
+		{name: "count null", event: `{"num_records":null,"arguments":[["a"]]}`, err: `"num_records" must be an integer, got null`},
+		{name: "trailing data", event: `{"arguments":[["a"]]} {}`, err: "not valid JSON"},
+		{name: "truncated", event: `{"arguments":[["a"],["b"`, err: "not valid JSON"},
+		{name: "control character", event: "{\"arguments\":[[\"a\x01\"]]}", err: "not valid JSON"},
+		{name: "empty batch", event: `{"num_records":0,"arguments":[]}`, want: []string{}},
+		{name: "null record and argument", event: `{"arguments":[null,[null]]}`, want: []string{"NULL", "NULL"}},
+		{name: "bool id", event: `{"arguments":[[true]]}`, want: []string{`{"error":"invalid id: a boolean is not an id"}`}},
+		{name: "object id", event: `{"arguments":[[{"id":"a"}]]}`, want: []string{`{"error":"invalid id: an object is not an id"}`}},
+		{name: "deep array id", event: deep, want: []string{`{"error":"invalid id: an array is not an id"}`}},
+		{name: "bad UTF-8 id", event: "{\"arguments\":[[\"a\xffb\"]]}", want: []string{`{"error":"invalid id: not valid UTF-8"}`}},
+		{name: "lone surrogate id", event: `{"arguments":[["\ud800"]]}`, want: []string{`{"error":"invalid id: an unpaired UTF-16 surrogate escape"}`}},
+		{name: "empty id", event: `{"arguments":[[""]]}`, want: []string{`{"error":"invalid id: empty"}`}},
+		{name: "escaped id", event: `{"arguments":[["\u0051\u0031"]]}`, want: []string{string(foundEntry("Q1").JSON)}},
+		{name: "unknown nested fields", event: `{"x":{"y":[1,{"z":null}]},"arguments":[["Q1"]],"user":"\u00e9"}`,
+			want: []string{string(foundEntry("Q1").JSON)}},
+		{name: "arguments twice: the last counts", event: `{"arguments":[["x"],["y"]],"arguments":[["Q1"]]}`,
+			want: []string{string(foundEntry("Q1").JSON)}},
+		{name: "whitespace", event: " \n{ \"arguments\" :\t[ [ \"Q1\" ] ,\r\nnull ] , \"num_records\" : 2 }\n",
+			want: []string{string(foundEntry("Q1").JSON), "NULL"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFake("Q1")
+			s := newServer(t, f, Config{OnRowError: RowErrorObject})
+			a := decodeAnswer(t, s.Redshift(context.Background(), []byte(tc.event)))
+			if tc.err != "" {
+				if *a.Success || !strings.Contains(*a.ErrorMsg, tc.err) {
+					t.Fatalf("got success %v, error_msg %v; want false with %q", *a.Success, a.ErrorMsg, tc.err)
+				}
+				if f.callCount() != 0 {
+					t.Fatalf("resolver called %d times; want 0", f.callCount())
+				}
+				return
+			}
+			if !*a.Success {
+				t.Fatalf("got error %q; want results %q", *a.ErrorMsg, tc.want)
+			}
+			if got := resultTexts(t, a); !reflect.DeepEqual(got, tc.want) {
+				t.Fatalf("got results %q; want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestRedshiftEventTooLarge: an event over --max-body fails whole, naming
+// the limit and the options that shrink a batch.
+func TestRedshiftEventTooLarge(t *testing.T) {
+	f := newFake()
+	s := newServer(t, f, Config{MaxBody: 64})
+	event := redshiftEventFor([]string{"a", "b", "c", "d", "e", "f"})
+	a := decodeAnswer(t, s.Redshift(context.Background(), event))
+	want := fmt.Sprintf("event too large: %d bytes, over the 64-byte limit (--max-body): lower MAX_BATCH_SIZE or MAX_BATCH_ROWS", len(event))
+	if *a.Success || *a.ErrorMsg != want {
+		t.Fatalf("got %v %q; want false %q", *a.Success, *a.ErrorMsg, want)
+	}
+}
+
+// TestRedshiftBatchFailures: what fails a batch under Snowflake (a 4xx or
+// 5xx) fails the Redshift query, with the same one-line reason.
+func TestRedshiftBatchFailures(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		ids  []string
+		want string
+	}{
+		{"provider failure, on-row-error fail", Config{OnRowError: RowErrorFail}, []string{"Q1", "fail-1"},
+			"record 1: lookup failed; retry the batch"},
+		{"invalid id, on-row-error fail", Config{OnRowError: RowErrorFail}, []string{"", "Q1"},
+			"record 0: invalid id: empty"},
+		{"answer over --max-response", Config{MaxResponse: 300}, []string{"Q1", "Q1", "Q1"},
+			"over the 300-byte response limit: set MAX_BATCH_ROWS 1 (or a smaller MAX_BATCH_SIZE) on the external function"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newServer(t, newFake("Q1"), tc.cfg)
+			a := decodeAnswer(t, s.Redshift(context.Background(), redshiftEventFor(tc.ids)))
+			if *a.Success || !strings.Contains(*a.ErrorMsg, tc.want) {
+				t.Fatalf("got %v %v; want false with %q", *a.Success, a.ErrorMsg, tc.want)
+			}
+		})
+	}
+}
+
+// TestRedshiftEngineRefusals: overload, an invocation that ends before
+// its batch, and drain each answer success false; none is a crash or a
+// hang, and the held batch still answers every record.
+func TestRedshiftEngineRefusals(t *testing.T) {
+	f := newFake("Q1")
+	f.entered = make(chan []string, 2)
+	f.release = make(chan struct{})
+	s := newServer(t, f, Config{MaxInflightRows: 3})
+	held := make(chan []byte, 1)
+	go func() { held <- s.Redshift(context.Background(), redshiftEventFor([]string{"Q1", "Q1"})) }()
+	<-f.entered // two rows in flight
+
+	a := decodeAnswer(t, s.Redshift(context.Background(), redshiftEventFor([]string{"Q1", "Q1"})))
+	if *a.Success || *a.ErrorMsg != "overloaded: over 3 rows in flight; retry later" {
+		t.Fatalf("over the cap: got %v %v; want the overload error", *a.Success, a.ErrorMsg)
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	ended := make(chan []byte, 1)
+	go func() { ended <- s.Redshift(ctx, redshiftEventFor([]string{"Q1"})) }()
+	<-f.entered // the third row is in flight, held like the others
+	cancel()
+	a = decodeAnswer(t, <-ended)
+	if *a.Success || *a.ErrorMsg != "invocation ended before its batch was answered: context canceled" {
+		t.Fatalf("ended invocation: got %v %v; want the ended error", *a.Success, a.ErrorMsg)
+	}
+
+	close(f.release)
+	if a := decodeAnswer(t, <-held); !*a.Success || len(a.Results) != 2 {
+		t.Fatalf("held batch: got %+v; want 2 results", a)
+	}
+	s.batches.drain()
+	a = decodeAnswer(t, s.Redshift(context.Background(), redshiftEventFor([]string{"Q1"})))
+	if *a.Success || *a.ErrorMsg != errDraining.Error() {
+		t.Fatalf("draining: got %v %v; want %q", *a.Success, a.ErrorMsg, errDraining)
+	}
+}
+
+// TestRedshiftMetricsAndLog: batches count under protocol="redshift" and
+// the summary line names the event's request and query IDs.
+func TestRedshiftMetricsAndLog(t *testing.T) {
+	var logs syncBuffer
+	reg := prometheus.NewRegistry()
+	s, err := New(newFake("Q1"), Config{Logger: debugLogger(&logs)}, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Redshift(context.Background(), redshiftEventFor([]string{"Q1", "<null>", "nope"}))
+	s.Redshift(context.Background(), []byte(`{"request_id":"r-2","query_id":"q-2","arguments":[["a","b"]]}`))
+	for _, c := range []struct {
+		outcome string
+		want    float64
+	}{{outcomeOK, 1}, {outcomeRejected, 1}} {
+		if got := testutil.ToFloat64(s.met.batches.WithLabelValues(protoRedshift, c.outcome)); got != c.want {
+			t.Errorf("batches{redshift,%s} = %v; want %v", c.outcome, got, c.want)
+		}
+	}
+	if got := testutil.ToFloat64(s.met.rows.WithLabelValues(protoRedshift, "found")); got != 1 {
+		t.Errorf("rows{redshift,found} = %v; want 1", got)
+	}
+	var lines []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		if m["msg"] == "batch" {
+			lines = append(lines, m)
+		}
+	}
+	if len(lines) != 2 {
+		t.Fatalf("got %d batch lines; want 2: %s", len(lines), logs.String())
+	}
+	for i, want := range []map[string]any{
+		{"protocol": "redshift", "request_id": "23FF1F97-F28A-44AA-AB67-266ED976BF40", "query_id": "5678234",
+			"rows": 3.0, "found": 1.0, "null": 1.0, "not_found": 1.0, "outcome": outcomeOK, "status": 200.0},
+		{"protocol": "redshift", "request_id": "r-2", "query_id": "q-2", "outcome": outcomeRejected, "status": 400.0},
+	} {
+		for k, v := range want {
+			if lines[i][k] != v {
+				t.Errorf("line %d: %s = %v; want %v", i, k, lines[i][k], v)
+			}
+		}
+	}
+}
+
+// redshiftScanCases are events the hand scanner should take, and some it
+// must leave to encoding/json.
+var redshiftScanCases = []string{
+	`{"arguments":[]}`,
+	`{"arguments":[["a"],null,[null]],"num_records":3}`,
+	`{"request_id":"r","query_id":12,"cluster":"c","flag":true,"none":null,"arguments":[["a"]]}`,
+	` { "arguments" : [ [ "a" ] ] } `,
+	`{"arguments":[["a"]],"num_records":2}`,
+	`{"arguments":[["a"]],"arguments":[["b"]]}`,
+	`{"num_records":1,"num_records":1,"arguments":[["a"]]}`,
+	`{"arguments":[["a\"b"]]}`,
+	`{"arguments":[[1]]}`,
+	`{"arguments":[["a"]],"query_id":1.5}`,
+	`{"arguments":[["a"]],"x":{}}`,
+	`{"arguments":[["a"]]}x`,
+	`{"arguments":[["a"],]}`,
+	`{"arguments":[nul]}`,
+	`{"arguments":[["é"]]}`,
+	`{"request_id":"r","request_id":"s","arguments":[["a"]]}`,
+}
+
+// TestRedshiftScanAgrees: whatever the hand scanner accepts, encoding/json
+// decodes to the same batch and log IDs.
+func TestRedshiftScanAgrees(t *testing.T) {
+	accepted := 0
+	for _, ev := range redshiftScanCases {
+		if checkScanAgrees(t, []byte(ev)) {
+			accepted++
+		}
+	}
+	if accepted < 5 {
+		t.Fatalf("the scanner took %d of the plain events; want at least 5", accepted)
+	}
+	if !checkScanAgrees(t, redshiftEventFor([]string{"Q1", "<null>", "Q2"})) {
+		t.Fatal("the scanner did not take the event Redshift sends")
+	}
+}
+
+// checkScanAgrees reports whether scanRedshift took event, failing the
+// test if parseRedshift disagrees with it.
+func checkScanAgrees(t testing.TB, event []byte) bool {
+	t.Helper()
+	fast, ok := scanRedshift(event)
+	if !ok {
+		return false
+	}
+	slow, err := parseRedshift(event)
+	if err != nil {
+		t.Fatalf("scanner took %q; encoding/json says %v", event, err)
+	}
+	if !reflect.DeepEqual(fast.b, slow.b) || !reflect.DeepEqual(fast.ids, slow.ids) {
+		t.Fatalf("%q: scanner %+v %v; encoding/json %+v %v", event, fast.b, fast.ids, slow.b, slow.ids)
+	}
+	return true
+}
+
+// FuzzRedshiftEvent: any event gets valid JSON, success true with one
+// result per record of its arguments array, or success false with a
+// one-line error_msg; never a panic; and the hand scanner never disagrees
+// with encoding/json.
+func FuzzRedshiftEvent(f *testing.F) {
+	f.Add([]byte(`{"request_id": "23FF1F97-F28A-44AA-AB67-266ED976BF40", "cluster": "arn:aws:redshift:xxxx",
+ "user": "adminuser", "database": "db1", "external_function": "public.foo", "query_id": 5678234,
+ "num_records": 4, "arguments": [[1, 2], [3, null], null, [4, 6]]}`))
+	f.Add(redshiftEventFor([]string{"Q1", "<null>", "fail-1", "", "noloc", "x"}))
+	for _, ev := range redshiftScanCases {
+		f.Add([]byte(ev))
+	}
+	s := newServer(f, newFake("Q1", "1"), Config{OnRowError: RowErrorObject, NotFound: NotFoundObject})
+	f.Fuzz(func(t *testing.T, event []byte) {
+		checkScanAgrees(t, event)
+		a := decodeAnswer(t, s.Redshift(context.Background(), event))
+		if !*a.Success {
+			return
+		}
+		var top map[string]json.RawMessage
+		var records []json.RawMessage
+		if json.Unmarshal(event, &top) != nil || json.Unmarshal(top["arguments"], &records) != nil {
+			t.Fatalf("success for an event encoding/json cannot read: %q", event)
+		}
+		if len(records) != len(a.Results) {
+			t.Fatalf("%d results for %d records", len(a.Results), len(records))
+		}
+		for i, r := range resultTexts(t, a) {
+			if r != "NULL" && !json.Valid([]byte(r)) {
+				t.Fatalf("result %d holds no JSON value: %q", i, r)
+			}
+		}
+	})
+}
