@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -44,12 +45,15 @@ const (
 // lambda.NewHandler. It implements lambda.Handler itself, so it receives
 // the event's bytes as they are and its answers are sent as they are.
 func Handler(gw *gateway.Server) lambda.Handler {
-	return &handler{gw: gw}
+	return &handler{http: gw.Handler(), redshiftAnswer: gw.Redshift}
 }
 
 // handler answers invocations; it keeps no state between them, so
 // concurrent invocations (Lambda's multi-concurrency) are safe.
-type handler struct{ gw *gateway.Server }
+type handler struct {
+	http           http.Handler // serves proxy events
+	redshiftAnswer func(ctx context.Context, event []byte) []byte
+}
 
 // Invoke answers one invocation. An event of no known shape is an error,
 // which the runtime reports to Lambda as the invocation's error.
@@ -92,7 +96,7 @@ func sniff(event []byte) (eventKind, error) {
 // string, the payload Redshift's documented Python handler returns
 // (json.dumps of the answer): Redshift reads the answer from that string.
 func (h *handler) redshift(ctx context.Context, event []byte) []byte {
-	out := jsontext.AppendString(nil, string(h.gw.Redshift(ctx, event)), false)
+	out := jsontext.AppendString(nil, string(h.redshiftAnswer(ctx, event)), false)
 	if len(out) > MaxPayload {
 		// Measured as sent: the string form escapes every quote.
 		msg := fmt.Sprintf("the answer is %d bytes as a Lambda payload, over Lambda's %d: lower MAX_BATCH_ROWS or MAX_BATCH_SIZE",

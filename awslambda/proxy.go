@@ -140,7 +140,7 @@ func (h *handler) serve(ctx context.Context, in request) reply {
 		req.RemoteAddr = net.JoinHostPort(in.sourceIP, "0")
 	}
 	rec := &recorder{header: http.Header{}}
-	h.gw.Handler().ServeHTTP(rec, req)
+	h.http.ServeHTTP(rec, req)
 	if rec.status == 0 {
 		rec.status = http.StatusOK
 	}
