@@ -498,7 +498,11 @@ func (s *Server) settleAnswer(buf []byte, rows int, rc rowCounts, failRow int64,
 func (s *Server) encodeLocation(b *batch, outs []cache.Outcome) result {
 	var rc rowCounts
 	o := &outs[0]
-	buf, err := s.appendOutcome(s.answerBuffer(len(o.JSON)+64), b.ids[0], o, &rc)
+	size := 64
+	if o.Entry != nil {
+		size += len(o.JSON)
+	}
+	buf, err := s.appendOutcome(s.answerBuffer(size), b.ids[0], o, &rc)
 	var res result
 	switch {
 	case err != nil:
