@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"time"
@@ -369,7 +370,7 @@ func (s *Server) runREST(j *job, b *batch, log *slog.Logger, start time.Time, en
 	res := func() (res result) {
 		defer func() {
 			if v := recover(); v != nil {
-				log.Error("panic resolving batch", "panic", fmt.Sprint(v))
+				log.Error("panic resolving batch", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				res = textResult(http.StatusInternalServerError, outcomeFailed, "internal error")
 			}
 		}()

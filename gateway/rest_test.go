@@ -3,21 +3,26 @@ package gateway
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/locapi"
+	"github.com/snowgate/snowgate/sim"
 )
 
 // restKeyHeader and restKey are the API key of the REST tests' servers;
@@ -719,5 +724,163 @@ func TestRESTOpenAPIServed(t *testing.T) {
 				t.Fatalf("served document differs:\ngot  %.400s\nwant %.400s", got, want)
 			}
 		})
+	}
+}
+
+// restBase is the REST API's URL on a stack started with RESTPrefix "/v1".
+func (st *stack) restBase() string { return strings.TrimSuffix(st.url, defaultPath) + "/v1" }
+
+// restCall makes one HTTP call to the REST API of a stack.
+func restCall(ctx context.Context, method, url string, body []byte) (int, []byte, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
+}
+
+// checkEntries compares a batchGet answer with what the simulator says.
+func (st *stack) checkEntries(t testing.TB, body []byte, ids []string) {
+	t.Helper()
+	got := restEntries(t, body)
+	if len(got) != len(ids) {
+		t.Fatalf("got %d entries; want %d", len(got), len(ids))
+	}
+	for i, id := range ids {
+		want := st.expected(t, id)
+		e := got[i]
+		if e.ID == nil || *e.ID != id || string(e.Location) != want || e.Found != (want != "null") || e.Error != nil {
+			gj, _ := json.Marshal(e)
+			t.Fatalf("entry %d (%s): got %s; want location %s", i, id, gj, want)
+		}
+	}
+}
+
+// TestRESTEndToEnd: 6,000 ids in batchGet requests of 1,000 from 8 parallel
+// clients, 30% of ids repeating earlier ones, then single GETs, against a
+// simulator limited to 2,000 req/s: every entry right, one provider call
+// per distinct ID, no 429.
+func TestRESTEndToEnd(t *testing.T) {
+	const batchIDs, clients = 1000, 8
+	st := startStack(t,
+		sim.Config{Rate: 2000, Burst: 1000, Latency: 2 * time.Millisecond, NotFoundRatio: 0.05, NoLocationRatio: 0.05},
+		locapi.Config{Rate: 2000, Concurrency: 64},
+		// The timeout only guards a hang on a starved machine.
+		Config{RESTPrefix: "/v1", BatchTimeout: 10 * time.Minute})
+	rng := rand.New(rand.NewPCG(3, 4))
+	ids := make([]string, 6000)
+	distinct := 0
+	for i := range ids {
+		if i > 0 && rng.Float64() < 0.3 {
+			ids[i] = ids[rng.IntN(i)]
+			continue
+		}
+		ids[i] = fmt.Sprintf("REST-%06d", distinct)
+		distinct++
+	}
+	var batches [][]string
+	for lo := 0; lo < len(ids); lo += batchIDs {
+		batches = append(batches, ids[lo:min(lo+batchIDs, len(ids))])
+	}
+	answers := make([][]byte, len(batches))
+	errs := make(chan error, len(batches))
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			for b := c; b < len(batches); b += clients {
+				js, _ := json.Marshal(map[string][]string{"ids": batches[b]})
+				code, body, err := restCall(context.Background(), http.MethodPost, st.restBase()+"/locations:batchGet", js)
+				if err != nil || code != http.StatusOK {
+					errs <- fmt.Errorf("batch %d: %d %v %.200s", b, code, err, body)
+					return
+				}
+				answers[b] = body // each client writes its own indexes
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for b, body := range answers {
+		st.checkEntries(t, body, batches[b])
+	}
+	for _, id := range ids[:200] {
+		st.checkGet(t, id)
+	}
+	if got := st.sim.Total(); got != distinct {
+		t.Fatalf("provider calls %d; want %d (one per distinct ID)", got, distinct)
+	}
+	if got := st.sim.Status(429); got != 0 {
+		t.Fatalf("provider 429s: %d; want 0", got)
+	}
+}
+
+// checkGet checks GET {prefix}/locations/{id} against the simulator.
+func (st *stack) checkGet(t testing.TB, id string) {
+	t.Helper()
+	code, body, err := restCall(context.Background(), http.MethodGet, st.restBase()+"/locations/"+url.PathEscape(id), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch want := st.expected(t, id); {
+	case want == "null" && code != http.StatusNotFound:
+		t.Fatalf("GET %s: got %d %s; want 404", id, code, body)
+	case want == "null":
+		restErrorOf(t, code, body)
+	case code != http.StatusOK || string(body) != want:
+		t.Fatalf("GET %s: got %d %s; want 200 %s", id, code, body, want)
+	}
+}
+
+// TestRESTSharesResolverWithSnowflake: the same IDs through Snowflake's
+// path and the REST API of one server cost one provider call per distinct
+// ID across both, and both answer them alike.
+func TestRESTSharesResolverWithSnowflake(t *testing.T) {
+	st := startStack(t, sim.Config{NotFoundRatio: 0.1, NoLocationRatio: 0.1},
+		locapi.Config{Concurrency: 16}, Config{RESTPrefix: "/v1"})
+	ids := make([]string, 600)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("BOTH-%04d", i)
+	}
+	ctx := context.Background()
+	// Snowflake first for the first half, REST for all, Snowflake again for all.
+	code, body, err := send(ctx, http.MethodPost, st.url, "both:1", []byte(batchBody(ids[:300])))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("Snowflake batch: %d %v %.200s", code, err, body)
+	}
+	st.checkAnswer(t, body, ids[:300])
+	js, _ := json.Marshal(map[string][]string{"ids": ids})
+	code, body, err = restCall(ctx, http.MethodPost, st.restBase()+"/locations:batchGet", js)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("batchGet: %d %v %.200s", code, err, body)
+	}
+	st.checkEntries(t, body, ids)
+	code, body, err = send(ctx, http.MethodPost, st.url, "both:2", []byte(batchBody(ids)))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("Snowflake batch: %d %v %.200s", code, err, body)
+	}
+	st.checkAnswer(t, body, ids)
+	if got := st.sim.Total(); got != len(ids) {
+		t.Fatalf("provider calls %d; want %d (one per distinct ID across both protocols)", got, len(ids))
+	}
+	m := st.gw.met
+	if n := testutil.ToFloat64(m.batches.WithLabelValues(protoREST, outcomeOK)); n != 1 {
+		t.Fatalf("rest ok batches %v; want 1", n)
+	}
+	if n := testutil.ToFloat64(m.batches.WithLabelValues(protoSnowflake, outcomeOK)); n != 2 {
+		t.Fatalf("snowflake ok batches %v; want 2", n)
 	}
 }
