@@ -4,12 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/snowgate/snowgate/locapi"
+	"github.com/snowgate/snowgate/sim"
 )
 
 // redshiftAnswer is what a Lambda UDF answers, decoded strictly enough to
@@ -419,4 +426,107 @@ func FuzzRedshiftEvent(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkRedshiftResults compares an answer with what the simulator says
+// for ids: each found record's result is a JSON string holding exactly
+// the VARIANT text Snowflake's function answers.
+func (st *stack) checkRedshiftResults(t testing.TB, out []byte, ids []string) {
+	t.Helper()
+	a := decodeAnswer(t, out)
+	if !*a.Success {
+		t.Fatalf("got error %q; want results", *a.ErrorMsg)
+	}
+	texts := resultTexts(t, a)
+	if len(texts) != len(ids) {
+		t.Fatalf("got %d results; want %d", len(texts), len(ids))
+	}
+	for i, id := range ids {
+		want := "NULL"
+		if id != "<null>" {
+			if want = st.expected(t, id); want == "null" {
+				want = "NULL"
+			}
+		}
+		if texts[i] != want {
+			t.Fatalf("record %d (%s): got %.200s; want %.200s", i, id, texts[i], want)
+		}
+	}
+}
+
+// TestRedshiftAgainstSimulator: events of 1,000 records from 4 concurrent
+// invocations, a third of the records repeating earlier IDs and some NULL,
+// provider limited to 500 req/s: every result right, provider calls equal
+// to distinct IDs, no 429.
+func TestRedshiftAgainstSimulator(t *testing.T) {
+	st := startStack(t,
+		sim.Config{Rate: 500, Burst: 250, NotFoundRatio: 0.1, NoLocationRatio: 0.05},
+		locapi.Config{Rate: 500, Concurrency: 32},
+		Config{BatchTimeout: 5 * time.Minute}) // guards a hang only: a busy machine may be slow
+	rng := rand.New(rand.NewPCG(3, 4))
+	ids := make([]string, 4000)
+	distinct := 0
+	for i := range ids {
+		switch r := rng.Float64(); {
+		case r < 0.02:
+			ids[i] = "<null>"
+		case i > 0 && r < 0.33:
+			ids[i] = ids[rng.IntN(i)]
+		default:
+			ids[i] = fmt.Sprintf("RS-%06d", distinct)
+			distinct++
+		}
+	}
+	if ids[0] == "<null>" { // repeats of a null are nulls, not IDs
+		t.Fatal("pick another seed: the first record is null")
+	}
+	const size, invocations = 1000, 4
+	outs := make([][]byte, len(ids)/size)
+	var wg sync.WaitGroup
+	for c := range invocations {
+		wg.Go(func() {
+			for b := c; b < len(outs); b += invocations {
+				outs[b] = st.gw.Redshift(context.Background(), redshiftEventFor(ids[b*size:(b+1)*size]))
+			}
+		})
+	}
+	wg.Wait()
+	for b, out := range outs {
+		st.checkRedshiftResults(t, out, ids[b*size:(b+1)*size])
+	}
+	if got := st.sim.Total(); got != distinct {
+		t.Fatalf("provider calls %d; want %d (one per distinct ID)", got, distinct)
+	}
+	if got := st.sim.Status(429); got != 0 {
+		t.Fatalf("provider 429s: %d; want 0", got)
+	}
+}
+
+// TestRedshiftAndSnowflakeShareOneCache: the same IDs through Snowflake's
+// HTTP path and through Redshift on one server: one provider call per
+// distinct ID across both, and the same value object in both answers.
+func TestRedshiftAndSnowflakeShareOneCache(t *testing.T) {
+	st := startStack(t, sim.Config{NotFoundRatio: 0.2}, locapi.Config{Concurrency: 8}, Config{})
+	var sfIDs, rsIDs []string
+	for i := range 300 {
+		sfIDs = append(sfIDs, fmt.Sprintf("BOTH-%04d", i))
+		rsIDs = append(rsIDs, fmt.Sprintf("BOTH-%04d", i+150)) // half shared
+	}
+	code, body, err := send(context.Background(), http.MethodPost, st.url, "both:1", []byte(batchBody(sfIDs)))
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("Snowflake batch: %d %v %.200s", code, err, body)
+	}
+	st.checkAnswer(t, body, sfIDs)
+	_, sfVals := rowsOf(t, body)
+	out := st.gw.Redshift(context.Background(), redshiftEventFor(rsIDs))
+	st.checkRedshiftResults(t, out, rsIDs)
+	texts := resultTexts(t, decodeAnswer(t, out))
+	for i := range 150 { // rsIDs[i] is sfIDs[i+150]
+		if sf := sfVals[i+150]; texts[i] != sf && (sf != "null" || texts[i] != "NULL") {
+			t.Fatalf("%s: Redshift %s; Snowflake %s", rsIDs[i], texts[i], sf)
+		}
+	}
+	if got, want := st.sim.Total(), 450; got != want {
+		t.Fatalf("provider calls %d; want %d (distinct IDs across both protocols)", got, want)
+	}
 }
