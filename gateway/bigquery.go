@@ -78,15 +78,18 @@ func (s *Server) postBigQuery(c *gin.Context) {
 	start := time.Now()
 	req, status, err := s.readBigQuery(c, start)
 	log := s.bigqueryLogger(req)
+	// A body that is not the envelope is refused before the auth check,
+	// which needs the envelope: the refusal tells a stranger nothing, and a
+	// 401 would hide the real reason (a body over --max-body, say).
+	if err != nil {
+		s.reject(c, bigqueryProto, log, status, outcomeRejected, err)
+		return
+	}
 	if !s.bigqueryAuthorized(c.Request.Header, req) {
 		s.met.batch(protoBigQuery, outcomeUnauthorized)
 		log.Warn("batch", "protocol", protoBigQuery, "outcome", outcomeUnauthorized, "status", http.StatusUnauthorized)
 		bigqueryProto.writeError(c, http.StatusUnauthorized, fmt.Sprintf(
 			"missing or wrong secret: set user_defined_context = [(%q, \"<secret>\")] in the function's OPTIONS", s.cfg.AuthHeader))
-		return
-	}
-	if err != nil {
-		s.reject(c, bigqueryProto, log, status, outcomeRejected, err)
 		return
 	}
 	b, err := parseBigQueryCalls(req.Calls)
@@ -353,10 +356,7 @@ func (s *Server) bigqueryAuthorized(h http.Header, req *bigqueryRequest) bool {
 		return true
 	}
 	header := sum256(h.Get(s.cfg.AuthHeader))
-	var inContext [32]byte
-	if req != nil {
-		inContext = sum256(bigqueryContextValue(req.Context, s.cfg.AuthHeader))
-	}
+	inContext := sum256(bigqueryContextValue(req.Context, s.cfg.AuthHeader))
 	return subtle.ConstantTimeCompare(header[:], s.authSum[:])|
 		subtle.ConstantTimeCompare(inContext[:], s.authSum[:]) == 1
 }

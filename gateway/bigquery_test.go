@@ -211,13 +211,52 @@ func TestBigQueryRepliesMatchSnowflake(t *testing.T) {
 // with a short errorMessage (never a 5xx, which BigQuery would retry) or
 // the right per-call null, and the server then still serves.
 func TestBigQueryHostileRequests(t *testing.T) {
+	f := newFake("a")
+	s := bqServer(t, f, Config{MaxBody: 1 << 20})
+	a := string(f.found["a"].JSON)
+	for _, tt := range bqHostileCases() {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.req.path = bqPath
+			w := do(t, s.Handler(), tt.req)
+			if tt.wantStatus != http.StatusOK {
+				if tt.wantStatus == http.StatusMethodNotAllowed {
+					// gin answers these before the route: not BigQuery's form.
+					if w.Code != tt.wantStatus {
+						t.Fatalf("got %d; want %d", w.Code, tt.wantStatus)
+					}
+					return
+				}
+				bqErrorOf(t, w, tt.wantStatus)
+				return
+			}
+			want := slices.Clone(tt.wantVals)
+			for i := range want {
+				if want[i] == "A" {
+					want[i] = a
+				}
+			}
+			if got := bqReplies(t, w); !slices.Equal(got, want) {
+				t.Fatalf("got replies %v; want %v", got, want)
+			}
+		})
+	}
+	if got := bqReplies(t, bqDo(t, s.Handler(), bqBody("after", `"a"`), nil)); !slices.Equal(got, []string{a}) {
+		t.Fatalf("after hostile requests: got %v; want a's record", got)
+	}
+}
+
+// bqHostileCase is a request and its answer: a status, and for 200 the
+// replies ("A" stands for the record of ID a).
+type bqHostileCase struct {
+	name       string
+	req        request
+	wantStatus int
+	wantVals   []string
+}
+
+func bqHostileCases() []bqHostileCase {
 	long := strings.Repeat("x", 100<<10)
-	tests := []struct {
-		name       string
-		req        request
-		wantStatus int
-		wantVals   []string // for 200: the replies
-	}{
+	return []bqHostileCase{
 		{"empty body", request{}, 400, nil},
 		{"invalid JSON", request{body: `{"calls":[["a"]]`}, 400, nil},
 		{"trailing data", request{body: `{"calls":[["a"]]}{}`}, 400, nil},
@@ -250,38 +289,6 @@ func TestBigQueryHostileRequests(t *testing.T) {
 		{"boolean, object and array ids", request{body: `{"calls":[[true],[{"a":1}],[["a"]]]}`}, 200, []string{"null", "null", "null"}},
 		{"null id", request{body: `{"calls":[[null]]}`}, 200, []string{"null"}},
 		{"whitespace everywhere", request{body: " {\n\"calls\" : [ [ \"a\" ] ,\n[ null ] ] } "}, 200, []string{"A", "null"}},
-	}
-	f := newFake("a")
-	s := bqServer(t, f, Config{MaxBody: 1 << 20})
-	a := string(f.found["a"].JSON)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.req.path = bqPath
-			w := do(t, s.Handler(), tt.req)
-			if tt.wantStatus != http.StatusOK {
-				if tt.wantStatus == http.StatusMethodNotAllowed {
-					// gin answers these before the route: not BigQuery's form.
-					if w.Code != tt.wantStatus {
-						t.Fatalf("got %d; want %d", w.Code, tt.wantStatus)
-					}
-					return
-				}
-				bqErrorOf(t, w, tt.wantStatus)
-				return
-			}
-			want := slices.Clone(tt.wantVals)
-			for i := range want {
-				if want[i] == "A" {
-					want[i] = a
-				}
-			}
-			if got := bqReplies(t, w); !slices.Equal(got, want) {
-				t.Fatalf("got replies %v; want %v", got, want)
-			}
-		})
-	}
-	if got := bqReplies(t, bqDo(t, s.Handler(), bqBody("after", `"a"`), nil)); !slices.Equal(got, []string{a}) {
-		t.Fatalf("after hostile requests: got %v; want a's record", got)
 	}
 }
 
@@ -371,8 +378,9 @@ func TestBigQueryAuth(t *testing.T) {
 		{"secret under another key", withContext(`{"secret":"` + secret + `"}`), nil, 401},
 		{"context not strings", withContext(`{"` + hdr + `":42}`), nil, 401},
 		{"context an array", withContext(`["` + secret + `"]`), nil, 401},
-		{"invalid JSON without the secret", `{"calls":`, nil, 401},
-		{"invalid JSON with the header", `{"calls":`, map[string]string{hdr: secret}, 400},
+		{"invalid JSON", `{"calls":`, nil, 400},
+		{"calls broken, no secret", `{"calls":[[1,2]]}`, nil, 401},
+		{"calls broken, with the header", `{"calls":[[1,2]]}`, map[string]string{hdr: secret}, 400},
 	}
 	var logs syncBuffer
 	s := bqServer(t, newFake("a"), Config{AuthHeader: hdr, AuthSecret: secret, Logger: debugLogger(&logs)})
@@ -666,29 +674,63 @@ func TestBigQueryEndToEnd(t *testing.T) {
 		ids[i] = fmt.Sprintf("BQ-%06d", distinct)
 		distinct++
 	}
-	type req struct {
-		id   string
-		rows []string
+	reqs := bqEndToEndRequests(ids)
+	answers, err := bqSendEachTwice(url, reqs, bqBodiesOf(t, reqs))
+	if err != nil {
+		t.Fatal(err)
 	}
-	var reqs []req
+	for i, r := range reqs {
+		for _, got := range answers[i] {
+			st.checkBQReplies(t, http.StatusOK, got, r.rows)
+		}
+	}
+	if got := st.sim.Total(); got != distinct {
+		t.Fatalf("provider calls %d; want %d (one per distinct ID)", got, distinct)
+	}
+	if got := st.sim.Status(429); got != 0 {
+		t.Fatalf("provider 429s: %d; want 0", got)
+	}
+}
+
+// bqRequest is one BigQuery request of a test: its requestId and IDs.
+type bqRequest struct {
+	id   string
+	rows []string
+}
+
+// bqEndToEndRequests cuts ids into requests of 1,000 calls, then adds 20
+// one-row requests, as under CASE.
+func bqEndToEndRequests(ids []string) []bqRequest {
+	var reqs []bqRequest
 	for lo := 0; lo < len(ids); lo += 1000 {
-		reqs = append(reqs, req{fmt.Sprintf("bq-%d", lo), ids[lo:min(lo+1000, len(ids))]})
+		reqs = append(reqs, bqRequest{fmt.Sprintf("bq-%d", lo), ids[lo:min(lo+1000, len(ids))]})
 	}
-	for i := range 20 { // one row each, as under CASE: IDs seen above, and new ones
-		reqs = append(reqs, req{fmt.Sprintf("case-%d", i), []string{ids[i*97]}})
+	for i := range 20 {
+		reqs = append(reqs, bqRequest{fmt.Sprintf("case-%d", i), []string{ids[i*97]}})
 	}
+	return reqs
+}
+
+func bqBodiesOf(t testing.TB, reqs []bqRequest) [][]byte {
+	t.Helper()
 	bodies := make([][]byte, len(reqs))
 	for i, r := range reqs {
 		bodies[i] = bigqueryBody(t, r.id, r.rows)
 	}
-	// Checked after the wait: t.Fatal belongs to the test's goroutine.
+	return bodies
+}
+
+// bqSendEachTwice posts every request twice (BigQuery may send one again
+// after its success) from 4 clients, and returns both answers of each; any
+// status but 200 is an error.
+func bqSendEachTwice(url string, reqs []bqRequest, bodies [][]byte) ([][2][]byte, error) {
 	answers := make([][2][]byte, len(reqs))
 	var wg sync.WaitGroup
 	errs := make(chan error, len(reqs))
 	for c := range 4 {
 		wg.Go(func() {
 			for i := c; i < len(reqs); i += 4 {
-				for try := range 2 { // BigQuery may send a request again after its success
+				for try := range 2 {
 					code, got, err := sendBigQuery(context.Background(), url, bodies[i])
 					if err == nil && code != http.StatusOK {
 						err = fmt.Errorf("request %s: %d %.200s", reqs[i].id, code, got)
@@ -704,20 +746,7 @@ func TestBigQueryEndToEnd(t *testing.T) {
 	}
 	wg.Wait()
 	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	for i, r := range reqs {
-		for _, got := range answers[i] {
-			st.checkBQReplies(t, http.StatusOK, got, r.rows)
-		}
-	}
-	if got := st.sim.Total(); got != distinct {
-		t.Fatalf("provider calls %d; want %d (one per distinct ID)", got, distinct)
-	}
-	if got := st.sim.Status(429); got != 0 {
-		t.Fatalf("provider 429s: %d; want 0", got)
-	}
+	return answers, <-errs // nil when none
 }
 
 // TestBigQueryAndSnowflakeOneServer: the same IDs through Snowflake's path
