@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/snowgate/snowgate/locapi"
 )
@@ -29,6 +30,10 @@ type Entry struct {
 	// instead of encoding. The cache only keeps them: their format is the
 	// caller's (the gateway's VARIANT object).
 	JSON []byte
+	// Memo is for the consumer of JSON to keep what it derives from JSON
+	// once (the gateway keeps the record's deflate form there). The cache
+	// never reads or writes it.
+	Memo atomic.Pointer[any]
 }
 
 // Outcome is the resolver's answer for one input ID: an Entry, or an error

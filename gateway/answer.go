@@ -19,7 +19,10 @@ type result struct {
 	body   []byte
 	// pooled says body came from Server.answerBuffer: it may go back to
 	// the pool once no job keeps it.
-	pooled  bool
+	pooled bool
+	// spans are where found records' JSON lies in body, for gzipFast;
+	// from Server.spanBuffer.
+	spans   []span
 	outcome string
 	stats   cache.Stats
 	rows    rowCounts
@@ -68,6 +71,7 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol) resul
 	var failRow int64
 	var failErr error // the first row error, with --on-row-error=fail
 	var scratch []byte
+	spans := s.spanBuffer(len(outs))
 	k := 0
 	for i, row := range b.rows {
 		if i > 0 {
@@ -88,6 +92,9 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol) resul
 			o := &outs[k]
 			k++
 			buf, rowErr = s.appendOutcome(buf, b.ids[i], o, &rc)
+			if rowErr == nil && o.Status == locapi.Found && !p.quoted {
+				spans = append(spans, span{at: at, memo: &o.Entry.Memo, js: o.JSON})
+			}
 		}
 		if rowErr != nil {
 			if s.cfg.OnRowError == RowErrorFail && failErr == nil {
@@ -103,12 +110,14 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol) resul
 	buf = append(buf, p.close...)
 	if failErr != nil {
 		s.recycle(buf)
+		s.recycleSpans(spans)
 		res := failBatch(p, failRow, failErr)
 		res.rows = rc
 		return res
 	}
 	if len(buf) > s.cfg.MaxResponse {
 		s.recycle(buf)
+		s.recycleSpans(spans)
 		res := tooLarge(p, b.len(), len(buf), s.cfg.MaxResponse)
 		res.rows = rc
 		return res
@@ -117,7 +126,7 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol) resul
 	if rc.invalid+rc.failed > 0 {
 		outcome = outcomePartial
 	}
-	return result{status: http.StatusOK, body: buf, pooled: true, outcome: outcome, rows: rc}
+	return result{status: http.StatusOK, body: buf, pooled: true, spans: spans, outcome: outcome, rows: rc}
 }
 
 // quoteValue turns the value at buf[at:] into a JSON string holding it,
@@ -162,6 +171,25 @@ func (s *Server) answerBuffer(size int) []byte {
 	var bb bytes.Buffer
 	bb.Grow(size)
 	return bb.AvailableBuffer()
+}
+
+// spanBuffer returns an empty span slice with room for n, pooled.
+func (s *Server) spanBuffer(n int) []span {
+	if p, ok := s.spanPool.Get().(*[]span); ok && cap(*p) >= n {
+		return (*p)[:0]
+	}
+	return make([]span, 0, n)
+}
+
+// recycleSpans gives back a span slice, cleared so it keeps no record
+// alive.
+func (s *Server) recycleSpans(sp []span) {
+	if sp == nil || cap(sp) > maxPooledAnswer/32 {
+		return
+	}
+	clear(sp[:cap(sp)])
+	sp = sp[:0]
+	s.spanPool.Put(&sp)
 }
 
 // recycle gives back an answer buffer that nothing refers to any more.

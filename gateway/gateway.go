@@ -236,7 +236,8 @@ type Server struct {
 	digestSeed maphash.Seed
 
 	bodies  sync.Pool // *bytes.Buffer for request bodies, and scratch for compressed answers
-	answers sync.Pool // *[]byte: answer buffers no job keeps (see answerBuffer)
+	answers  sync.Pool // *[]byte: answer buffers no job keeps (see answerBuffer)
+	spanPool sync.Pool // *[]span: see spanBuffer
 	gzips   sync.Pool // *gzip.Writer
 	serving atomic.Bool
 }

@@ -165,21 +165,17 @@ func (s *Server) accepted(c *gin.Context) {
 	c.Writer.WriteHeaderNow()
 }
 
-// gzipAnswer compresses an answer into a slice of its own exact size: it
-// is kept for the result TTL.
-func (s *Server) gzipAnswer(body []byte) []byte {
-	buf := s.bodies.Get().(*bytes.Buffer)
-	buf.Reset()
-	zw := s.gzips.Get().(*gzip.Writer)
-	zw.Reset(buf)
-	_, _ = zw.Write(body) // a bytes.Buffer does not fail
-	_ = zw.Close()
-	zw.Reset(nil)
-	s.gzips.Put(zw)
-	out := bytes.Clone(buf.Bytes())
-	if buf.Cap() <= 4<<20 {
-		s.bodies.Put(buf)
+// gzipAnswer compresses an answer (gzipFast, deflate.go) into a slice of
+// its own exact size: it is kept for the result TTL.
+func (s *Server) gzipAnswer(body []byte, spans []span) []byte {
+	p, _ := s.answers.Get().(*[]byte)
+	var scratch []byte
+	if p != nil {
+		scratch = (*p)[:0]
 	}
+	scratch = gzipFast(body, spans, scratch)
+	out := bytes.Clone(scratch)
+	s.recycle(scratch)
 	return out
 }
 

@@ -21,11 +21,12 @@ func (s *Server) run(j *job, b *batch, p *protocol, log *slog.Logger, start time
 	res := s.runSafely(ctx, b, p, log)
 	a := answer{status: res.status, body: res.body}
 	if j.compress && res.status == http.StatusOK && len(res.body) >= gzipMinBytes {
-		a.body, a.gzipped = s.gzipAnswer(res.body), true
+		a.body, a.gzipped = s.gzipAnswer(res.body, res.spans), true
 		if res.pooled {
 			s.recycle(res.body)
 		}
 	}
+	s.recycleSpans(res.spans)
 
 	// Metrics and the summary line come before the answer is released, so
 	// whoever got the answer also finds them.
