@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
 
@@ -253,6 +254,10 @@ func parseIDs(body []byte) (*batch, error) {
 	}
 	b := newBatch(len(elems))
 	for i, e := range elems {
+		if id, ok := plainString(e); ok {
+			b.add(int64(i), id, idText, nil)
+			continue
+		}
 		id, kind, err := parseID(e)
 		if kind == idNull {
 			kind, err = idBad, errNullID
@@ -260,6 +265,26 @@ func parseIDs(body []byte) (*batch, error) {
 		b.add(int64(i), id, kind, err)
 	}
 	return b, nil
+}
+
+// plainString reads a JSON string without escapes or control characters,
+// in valid UTF-8: the common ID, whose text is its bytes. parseID would
+// answer it the same, through encoding/json at about three times the
+// cost; anything else goes there.
+func plainString(raw []byte) (string, bool) {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return "", false
+	}
+	in := raw[1 : len(raw)-1]
+	for _, c := range in {
+		if c < 0x20 || c == '\\' || c == '"' {
+			return "", false
+		}
+	}
+	if !utf8.Valid(in) {
+		return "", false
+	}
+	return string(in), true
 }
 
 // msgNoIDs is the answer to a body that is not {"ids": [...]}.
