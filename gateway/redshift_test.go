@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -528,5 +531,66 @@ func TestRedshiftAndSnowflakeShareOneCache(t *testing.T) {
 	}
 	if got, want := st.sim.Total(), 450; got != want {
 		t.Fatalf("provider calls %d; want %d (distinct IDs across both protocols)", got, want)
+	}
+}
+
+// TestRedshiftSQLScripts holds sql/redshift/ to the adapter: the function
+// takes one VARCHAR and returns a VARCHAR long enough for a record, its
+// batch caps fit the event and answer limits under Lambda, and every key
+// the examples read is one the answer can carry.
+func TestRedshiftSQLScripts(t *testing.T) {
+	ddl, err := os.ReadFile("../sql/redshift/external_function.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?i)CREATE OR REPLACE EXTERNAL FUNCTION <schema>\.resolve_location\(VARCHAR\)\s+` +
+		`RETURNS VARCHAR\((\d+)\)\s+VOLATILE\s+LAMBDA '<lambda_function_name>'\s+IAM_ROLE '<iam_role_arn>'\s+` +
+		`RETRY_TIMEOUT (\d+)\s+MAX_BATCH_ROWS (\d+)\s+MAX_BATCH_SIZE (\d+) MB;`)
+	m := re.FindSubmatch(ddl)
+	if m == nil {
+		t.Fatal("external_function.sql has no CREATE EXTERNAL FUNCTION resolve_location(VARCHAR) in the expected form")
+	}
+	num := func(b []byte) int { n, _ := strconv.Atoi(string(b)); return n }
+	varcharLen, rows, sizeMB := num(m[1]), num(m[3]), num(m[4])
+	rec, err := EncodeRecord(hotRecord("Q0000001", 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Twice a full record's quoted size per row leaves room for long labels.
+	perRow := 2 * len(quoted(t, rec))
+	switch {
+	case varcharLen > 65535 || varcharLen < 4*len(rec):
+		t.Errorf("RETURNS VARCHAR(%d): want at most Redshift's 65535 and room for long records", varcharLen)
+	case rows*perRow > 6_000_000:
+		t.Errorf("MAX_BATCH_ROWS %d: answers of %d rows x %d bytes pass Lambda's 6 MB", rows, rows, perRow)
+	case sizeMB > 5 || int64(sizeMB)<<20 > defaultMaxBody:
+		t.Errorf("MAX_BATCH_SIZE %d MB: want at most 5 MB and the default --max-body", sizeMB)
+	}
+
+	ex, err := os.ReadFile("../sql/redshift/examples.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys map[string]any
+	if err := json.Unmarshal(rec, &keys); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"found", "status", "error"} { // --not-found object, --on-row-error error
+		keys[k] = true
+	}
+	used := 0
+	for _, re := range []*regexp.Regexp{
+		regexp.MustCompile(`JSON_EXTRACT_PATH_TEXT\(\w+, '(\w+)'\)`),
+		regexp.MustCompile(`\b\w+\.(?:loc|j)\.(\w+)`),
+	} {
+		for _, m := range re.FindAllSubmatch(ex, -1) {
+			used++
+			if _, ok := keys[string(m[1])]; !ok {
+				t.Errorf("examples.sql reads key %q, which no answer carries", m[1])
+			}
+		}
+	}
+	if used < 10 {
+		t.Fatalf("found %d key reads in examples.sql; want the examples' dozens", used)
 	}
 }

@@ -47,8 +47,8 @@ CREATE TABLE IF NOT EXISTS standardized_locations (
 -- -----------------------------------------------------------------------------
 -- 1. One ID, read with JSON_EXTRACT_PATH_TEXT (VARCHAR in, VARCHAR out).
 -- -----------------------------------------------------------------------------
--- JSON_EXTRACT_PATH_TEXT answers '' for a missing key; NULLIF turns that and
--- a JSON null back into SQL NULL.
+-- NULLIF turns an empty answer of JSON_EXTRACT_PATH_TEXT (a missing key, or
+-- a NULL result) into SQL NULL before the cast.
 SELECT NULLIF(JSON_EXTRACT_PATH_TEXT(loc, 'city_label'), '')          AS city_label,
        NULLIF(JSON_EXTRACT_PATH_TEXT(loc, 'latitude'), '')::FLOAT8    AS latitude,
        NULLIF(JSON_EXTRACT_PATH_TEXT(loc, 'longitude'), '')::FLOAT8   AS longitude
@@ -92,8 +92,9 @@ SELECT p.id,
        p.j.longitude::FLOAT8,
        p.j.street_address::VARCHAR
 FROM (SELECT id, JSON_PARSE(loc) AS j FROM resolved WHERE loc IS NOT NULL) AS p
--- Keeps found records only: a miss or an error object has no "id" key.
-WHERE p.j.id IS NOT NULL;
+-- Found records only: with SNOWGATE_NOT_FOUND=object a miss has "found" (and
+-- an "id"), with SNOWGATE_ON_ROW_ERROR=error a failure has "error".
+WHERE p.j.id IS NOT NULL AND p.j.found IS NULL AND p.j.error IS NULL;
 
 
 -- -----------------------------------------------------------------------------
@@ -117,7 +118,7 @@ FROM (SELECT n.id, JSON_PARSE(resolve_location(n.id)) AS j
             FROM master_table AS m
             LEFT JOIN standardized_locations AS s ON s.id = m.id
             WHERE m.id IS NOT NULL AND s.id IS NULL) AS n) AS p
-WHERE p.j.id IS NOT NULL;
+WHERE p.j.id IS NOT NULL AND p.j.found IS NULL AND p.j.error IS NULL;
 
 
 -- -----------------------------------------------------------------------------
