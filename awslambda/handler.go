@@ -11,7 +11,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 
@@ -27,10 +26,22 @@ import (
 // vain), so it is replaced by an error that names the cause.
 const MaxPayload = 6 << 20
 
-// errShape is the error of an event the handler does not know.
-var errShape = errors.New("awslambda: unknown event: want a Redshift Lambda UDF event " +
-	`(with "arguments" and "external_function"), an API Gateway REST API proxy event ` +
-	`(with "httpMethod" and "path") or an HTTP API event ("version": "2.0", with "rawPath")`)
+// UnknownEventError is the error of an event of no shape the handler
+// knows; Lambda reports its type name as the invocation's errorType.
+type UnknownEventError struct {
+	// Got says what the event was instead, when it was not a JSON object.
+	Got string
+}
+
+func (e *UnknownEventError) Error() string {
+	msg := "awslambda: unknown event: want a Redshift Lambda UDF event " +
+		`(with "arguments" and "external_function"), an API Gateway REST API proxy event ` +
+		`(with "httpMethod" and "path") or an HTTP API event ("version": "2.0", with "rawPath")`
+	if e.Got != "" {
+		msg += "; got " + e.Got
+	}
+	return msg
+}
 
 // eventKind is what sniff found.
 type eventKind int
@@ -77,7 +88,7 @@ func (h *handler) Invoke(ctx context.Context, event []byte) ([]byte, error) {
 func sniff(event []byte) (eventKind, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(event, &top); err != nil || top == nil {
-		return 0, fmt.Errorf("%w; got no JSON object", errShape)
+		return 0, &UnknownEventError{Got: "no JSON object"}
 	}
 	has := func(k string) bool { _, ok := top[k]; return ok }
 	switch {
@@ -89,7 +100,7 @@ func sniff(event []byte) (eventKind, error) {
 		// An HTTP API sending payload 1.0 sends this shape too.
 		return restEvent, nil
 	}
-	return 0, errShape
+	return 0, &UnknownEventError{}
 }
 
 // redshift answers a Redshift call with the gateway's answer as a JSON

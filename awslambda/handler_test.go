@@ -130,7 +130,8 @@ func TestSniff(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := sniff([]byte(tt.event))
-			if got != tt.want || (tt.want == 0) != errors.Is(err, errShape) {
+			var unknown *UnknownEventError
+			if got != tt.want || (tt.want == 0) != errors.As(err, &unknown) {
 				t.Fatalf("got %v, %v; want %v (an error naming the shapes when 0)", got, err, tt.want)
 			}
 		})
@@ -141,7 +142,8 @@ func TestUnknownEventIsAnInvocationError(t *testing.T) {
 	h := Handler(newGateway(t, gateway.Config{}, nil))
 	for _, ev := range []string{`{"Records":[{"eventSource":"aws:s3"}]}`, `[]`, `nonsense`} {
 		out, err := h.Invoke(context.Background(), []byte(ev))
-		if out != nil || !errors.Is(err, errShape) || !strings.Contains(err.Error(), `"httpMethod"`) {
+		var unknown *UnknownEventError
+		if out != nil || !errors.As(err, &unknown) || !strings.Contains(err.Error(), `"httpMethod"`) {
 			t.Errorf("%s: got %q, %v; want an error naming the event shapes", ev, out, err)
 		}
 	}
