@@ -475,6 +475,12 @@ func FuzzRESTBatchGet(f *testing.F) {
 		}
 		for i, raw := range in.IDs {
 			checkFuzzEntry(t, i, raw, got[i])
+			// The fast path must read an id exactly as parseID does.
+			if id, ok := plainString(raw); ok {
+				if pid, kind, err := parseID(raw); pid != id || kind != idText || err != nil {
+					t.Fatalf("plainString(%s) = %q; parseID says %q, kind %d, %v", raw, id, pid, kind, err)
+				}
+			}
 		}
 	})
 }
