@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"testing"
+	"time"
 )
 
 // hotRedshiftEvent returns the event Redshift would send for hotBatch's
@@ -94,4 +97,49 @@ func BenchmarkRedshiftDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkRedshiftOfServeHot alternates rounds of BenchmarkServeHot's
+// work (the 4,096-row batch through the gin engine) and of
+// BenchmarkServeHotRedshift's (the same rows as one invocation) on one
+// server, and reports the ratio of their process CPU per batch
+// (cpu-of-serve-hot): on a shared machine wall time per batch moves with
+// the neighbours' load, CPU time much less. b.N batches of each are run.
+func BenchmarkRedshiftOfServeHot(b *testing.B) {
+	body, res := hotBatch(b)
+	event, _ := hotRedshiftEvent(b)
+	s := newServer(b, res, Config{})
+	h, ctx := s.Handler(), context.Background()
+	w := &countingWriter{h: http.Header{}}
+	snowflake := func() {
+		req := httptest.NewRequestWithContext(ctx, http.MethodPost, defaultPath, bytes.NewReader(body))
+		clear(w.h)
+		w.code, w.n = 0, 0
+		h.ServeHTTP(w, req)
+		if w.code != http.StatusOK || w.n == 0 {
+			b.Fatalf("Snowflake batch: got %d with %d bytes; want 200", w.code, w.n)
+		}
+	}
+	redshift := func() {
+		if out := s.Redshift(ctx, event); !bytes.HasPrefix(out, []byte(`{"success":true,"num_records":4096,`)) {
+			b.Fatalf("Redshift invocation: got %.200s", out)
+		}
+	}
+	var cpu [2]time.Duration
+	const round = 10
+	for done := 0; done < b.N; done += round {
+		n := min(round, b.N-done)
+		for k, work := range []func(){snowflake, redshift} {
+			start := processCPU()
+			for range n {
+				work()
+			}
+			cpu[k] += processCPU() - start
+		}
+	}
+	if cpu[0] > 0 {
+		b.ReportMetric(float64(cpu[0].Nanoseconds())/float64(b.N), "serve-hot-cpu-ns/batch")
+		b.ReportMetric(float64(cpu[1].Nanoseconds())/float64(b.N), "redshift-cpu-ns/batch")
+		b.ReportMetric(float64(cpu[1])/float64(cpu[0]), "cpu-of-serve-hot")
+	}
 }
