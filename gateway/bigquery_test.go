@@ -793,3 +793,52 @@ func TestBigQueryAndSnowflakeOneServer(t *testing.T) {
 		t.Fatalf("provider 429s: %d; want 0", got)
 	}
 }
+
+// busyStore is a JobStore where another replica always holds the batch,
+// or (kept set) has kept its answer; it records the keys it is asked for.
+type busyStore struct {
+	kept []byte
+	mu   sync.Mutex // guards keys
+	keys []string
+}
+
+func (b *busyStore) Claim(_ context.Context, key string, _ time.Duration) ([]byte, bool, error) {
+	b.mu.Lock()
+	b.keys = append(b.keys, key)
+	b.mu.Unlock()
+	return b.kept, b.kept == nil, nil
+}
+
+func (b *busyStore) Peek(context.Context, string, time.Duration) (int, []byte, bool, error) {
+	return 0, nil, true, nil
+}
+func (b *busyStore) Renew(context.Context, string, time.Duration) error { return nil }
+func (b *busyStore) Release(context.Context, string, int, []byte, bool, time.Duration) (bool, error) {
+	return false, nil
+}
+func (b *busyStore) Generation() uint64 { return 1 }
+
+// TestBigQuerySharedStore: with a JobStore, a request another replica
+// works on past --batch-timeout answers 503 (BigQuery retries; never 202,
+// even with --async), one another replica answered gets that answer, and
+// every replica asks the store under the same key for the same request.
+func TestBigQuerySharedStore(t *testing.T) {
+	body := bqBody("SH-1", `"a"`, `"b"`)
+	for _, async := range []bool{false, true} {
+		st := &busyStore{}
+		s := bqServer(t, newFake("a", "b"), Config{Shared: st, Async: async, BatchTimeout: 50 * time.Millisecond})
+		if msg := bqErrorOf(t, bqDo(t, s.Handler(), body, nil), http.StatusServiceUnavailable); !strings.Contains(msg, "another replica") {
+			t.Fatalf("async %v: errorMessage %q; want another replica", async, msg)
+		}
+	}
+	kept := &busyStore{kept: []byte(`{"replies":["x",null]}`)}
+	f := newFake("a", "b")
+	if got := bqReplies(t, bqDo(t, bqServer(t, f, Config{Shared: kept}).Handler(), body, nil)); !slices.Equal(got, []string{`"x"`, "null"}) || f.callCount() != 0 {
+		t.Fatalf("got %v after %d resolver calls; want the kept answer and none", got, f.callCount())
+	}
+	// Two servers: two digest seeds, one key.
+	bqDo(t, bqServer(t, newFake(), Config{Shared: kept}).Handler(), body, nil)
+	if len(kept.keys) != 2 || kept.keys[0] != kept.keys[1] || !strings.HasPrefix(kept.keys[0], bqPath+" SH-1:") {
+		t.Fatalf("store keys %q; want the same %s SH-1:<digest> from both servers", kept.keys, bqPath)
+	}
+}
