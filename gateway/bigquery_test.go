@@ -842,3 +842,34 @@ func TestBigQuerySharedStore(t *testing.T) {
 		t.Fatalf("store keys %q; want the same %s SH-1:<digest> from both servers", kept.keys, bqPath)
 	}
 }
+
+// TestBigQueryClientGone: a request whose caller leaves (BigQuery timed it
+// out) goes on, and the re-sent request gets its answer without resolving
+// again.
+func TestBigQueryClientGone(t *testing.T) {
+	f := newFake("a", "b")
+	f.entered = make(chan []string, 1)
+	f.release = make(chan struct{})
+	h := bqServer(t, f, Config{}).Handler()
+	body := bqBody("GONE-1", `"a"`, `"b"`)
+	ctx, cancel := context.WithCancel(context.Background())
+	w := httptest.NewRecorder()
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		h.ServeHTTP(w, request{path: bqPath, body: body}.build(ctx))
+	}()
+	<-f.entered
+	cancel()
+	<-served
+	if w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("left request: got %d; want 503 (which nobody reads)", w.Code)
+	}
+	close(f.release)
+	if got := bqReplies(t, bqDo(t, h, body, nil)); len(got) != 2 || got[1] != string(f.found["b"].JSON) {
+		t.Fatalf("re-sent request: got %v", got)
+	}
+	if n := f.callCount(); n != 1 {
+		t.Fatalf("resolver called %d times; want 1", n)
+	}
+}
