@@ -63,9 +63,11 @@ func redshiftError(msg string) []byte {
 // {"success": false, "error_msg": "..."}; a row that cannot be resolved
 // answers per --on-row-error like any protocol's.
 //
-// The batch has no key, so it is never replayed: Redshift retries only
-// Lambda's throttling errors (and never re-sends a batch that was
-// answered), and a retry that does come finds its IDs in the cache.
+// The batch has no key, so it is never deduplicated by request_id and
+// never waits to be polled: Lambda hands an instance one invocation at a
+// time, Redshift retries only Lambda's throttling errors (which never
+// reached here), and a batch that does come again finds its IDs in the
+// cache, so a second run costs no provider call.
 func (s *Server) Redshift(ctx context.Context, event []byte) []byte {
 	start := time.Now()
 	ev, err := s.decodeRedshift(event)
