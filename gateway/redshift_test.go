@@ -459,12 +459,14 @@ func (st *stack) checkRedshiftResults(t testing.TB, out []byte, ids []string) {
 
 // TestRedshiftAgainstSimulator: events of 1,000 records from 4 concurrent
 // invocations, a third of the records repeating earlier IDs and some NULL,
-// provider limited to 500 req/s: every result right, provider calls equal
-// to distinct IDs, no 429.
+// provider limited to 1,000 req/s: every result right, provider calls
+// equal to distinct IDs, no 429.
 func TestRedshiftAgainstSimulator(t *testing.T) {
+	// Half a second of provider burst, as in TestEndToEnd: a starved
+	// machine hands the in-process simulator paced requests all at once.
 	st := startStack(t,
-		sim.Config{Rate: 500, Burst: 250, NotFoundRatio: 0.1, NoLocationRatio: 0.05},
-		locapi.Config{Rate: 500, Concurrency: 32},
+		sim.Config{Rate: 1000, Burst: 500, NotFoundRatio: 0.1, NoLocationRatio: 0.05},
+		locapi.Config{Rate: 1000, Concurrency: 32},
 		Config{BatchTimeout: 5 * time.Minute}) // guards a hang only: a busy machine may be slow
 	rng := rand.New(rand.NewPCG(3, 4))
 	ids := make([]string, 4000)
