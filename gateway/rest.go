@@ -102,7 +102,7 @@ func (s *Server) routeREST(e *gin.Engine) {
 			if auth(c); c.IsAborted() {
 				return
 			}
-			if route.method == http.MethodGet {
+			if route.path == "/locations/{id}" {
 				s.getLocation(c, rawID)
 				return
 			}
@@ -183,7 +183,7 @@ func (s *Server) getLocation(c *gin.Context, rawID string) {
 	start := time.Now()
 	log := s.logger(restProto, c.Request.Header)
 	id, err := url.PathUnescape(rawID)
-	if err != nil {
+	if err != nil { // EscapedPath gives valid escapes; this guards any other caller
 		s.restReject(c, log, http.StatusBadRequest, outcomeRejected,
 			fmt.Errorf("id path segment %q is not percent-encoded correctly", truncate(rawID, 64)))
 		return
