@@ -145,16 +145,19 @@ func TestRedshiftGoldenOneArg(t *testing.T) {
 	}
 }
 
-// TestRedshiftHostileEvents: every malformed event fails whole with a
-// clear reason and without a lookup; odd but valid ones answer every
-// record.
-func TestRedshiftHostileEvents(t *testing.T) {
+// hostileEvent is an event and what a server with Q1 found and
+// --on-row-error error must answer it.
+type hostileEvent struct {
+	name, event string
+	err         string   // success false with this in error_msg
+	want        []string // else these result texts
+}
+
+// redshiftHostile: malformed events, and odd but valid ones.
+var redshiftHostile = func() []hostileEvent {
+	q1 := string(foundEntry("Q1").JSON)
 	deep := `{"arguments":[[` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `]]}`
-	for _, tc := range []struct {
-		name, event string
-		err         string   // want success false with this in error_msg
-		want        []string // else these result texts
-	}{
+	return []hostileEvent{
 		{name: "empty", event: "", err: "not valid JSON"},
 		{name: "not JSON", event: "arguments", err: "not valid JSON at byte 1"},
 		{name: "null", event: "null", err: `must be a JSON object with an "arguments" array`},
@@ -184,14 +187,21 @@ func TestRedshiftHostileEvents(t *testing.T) {
 		{name: "bad UTF-8 id", event: "{\"arguments\":[[\"a\xffb\"]]}", want: []string{`{"error":"invalid id: not valid UTF-8"}`}},
 		{name: "lone surrogate id", event: `{"arguments":[["\ud800"]]}`, want: []string{`{"error":"invalid id: an unpaired UTF-16 surrogate escape"}`}},
 		{name: "empty id", event: `{"arguments":[[""]]}`, want: []string{`{"error":"invalid id: empty"}`}},
-		{name: "escaped id", event: `{"arguments":[["\u0051\u0031"]]}`, want: []string{string(foundEntry("Q1").JSON)}},
+		{name: "escaped id", event: `{"arguments":[["\u0051\u0031"]]}`, want: []string{q1}},
 		{name: "unknown nested fields", event: `{"x":{"y":[1,{"z":null}]},"arguments":[["Q1"]],"user":"\u00e9"}`,
-			want: []string{string(foundEntry("Q1").JSON)}},
+			want: []string{q1}},
 		{name: "arguments twice: the last counts", event: `{"arguments":[["x"],["y"]],"arguments":[["Q1"]]}`,
-			want: []string{string(foundEntry("Q1").JSON)}},
+			want: []string{q1}},
 		{name: "whitespace", event: " \n{ \"arguments\" :\t[ [ \"Q1\" ] ,\r\nnull ] , \"num_records\" : 2 }\n",
-			want: []string{string(foundEntry("Q1").JSON), "NULL"}},
-	} {
+			want: []string{q1, "NULL"}},
+	}
+}()
+
+// TestRedshiftHostileEvents: every malformed event fails whole with a
+// clear reason and without a lookup; odd but valid ones answer every
+// record.
+func TestRedshiftHostileEvents(t *testing.T) {
+	for _, tc := range redshiftHostile {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake("Q1")
 			s := newServer(t, f, Config{OnRowError: RowErrorObject})
