@@ -21,8 +21,10 @@ type result struct {
 	// the pool once no job keeps it.
 	pooled bool
 	// spans are where found records' JSON lies in body, for gzipFast;
-	// from Server.spanBuffer.
+	// from Server.spanBuffer. sparse says body leaves those records out
+	// (encodeAnswer).
 	spans   []span
+	sparse  bool
 	outcome string
 	stats   cache.Stats
 	rows    rowCounts
@@ -34,8 +36,9 @@ func textResult(status int, outcome, msg string) result {
 
 // resolveLocation answers resolve_location(id) in protocol p: every ID
 // that can be looked up goes to the resolver in one call (it dedupes,
-// caches and fans out), and the answers are laid out in input order.
-func (s *Server) resolveLocation(ctx context.Context, b *batch, p *protocol) result {
+// caches and fans out), and the answers are laid out in input order. With
+// sparse set the answer is for gzipFast only (see encodeAnswer).
+func (s *Server) resolveLocation(ctx context.Context, b *batch, p *protocol, sparse bool) result {
 	ids := b.ids
 	if b.text < b.len() {
 		ids = make([]string, 0, b.text)
@@ -55,7 +58,7 @@ func (s *Server) resolveLocation(ctx context.Context, b *batch, p *protocol) res
 		return textResult(http.StatusInternalServerError, outcomeFailed,
 			fmt.Sprintf("internal error: resolver answered %d of %d ids", len(outs), len(ids)))
 	}
-	res := s.encodeAnswer(b, outs, p)
+	res := s.encodeAnswer(b, outs, p, sparse)
 	res.stats = st
 	return res
 }
@@ -63,8 +66,10 @@ func (s *Server) resolveLocation(ctx context.Context, b *batch, p *protocol) res
 // encodeAnswer builds p's answer ({"data":[[row,value],...]} for
 // Snowflake) by appending bytes: found records are copied from their
 // cached encoding, never re-encoded. Every row is counted, also in an
-// answer refused as a whole.
-func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol) result {
+// answer refused as a whole. With sparse set, found records are not copied
+// at all: the body holds the bytes between them, result.spans says where
+// each goes, and only gzipFast can read it (the answer is to be gzipped).
+func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol, sparse bool) result {
 	buf := s.answerBuffer(answerSize(b, outs, p))
 	buf = p.open(buf, b.len())
 	var rc rowCounts
@@ -72,6 +77,7 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol) resul
 	var failErr error // the first row error, with --on-row-error=fail
 	var scratch []byte
 	spans := s.spanBuffer(len(outs))
+	skipped := 0 // the bytes of the records a sparse body leaves out
 	k := 0
 	for i, row := range b.rows {
 		if i > 0 {
@@ -91,6 +97,12 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol) resul
 		default:
 			o := &outs[k]
 			k++
+			if sparse && o.Err == nil && o.Entry != nil && o.Status == locapi.Found && len(o.JSON) > 0 && !p.quoted {
+				spans = append(spans, span{at: at, memo: &o.Entry.Memo, js: o.JSON})
+				skipped += len(o.JSON)
+				rc.found++
+				break
+			}
 			buf, rowErr = s.appendOutcome(buf, b.ids[i], o, &rc)
 			if rowErr == nil && o.Status == locapi.Found && !p.quoted {
 				spans = append(spans, span{at: at, memo: &o.Entry.Memo, js: o.JSON})
@@ -115,10 +127,10 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol) resul
 		res.rows = rc
 		return res
 	}
-	if len(buf) > s.cfg.MaxResponse {
+	if size := len(buf) + skipped; size > s.cfg.MaxResponse {
 		s.recycle(buf)
 		s.recycleSpans(spans)
-		res := tooLarge(p, b.len(), len(buf), s.cfg.MaxResponse)
+		res := tooLarge(p, b.len(), size, s.cfg.MaxResponse)
 		res.rows = rc
 		return res
 	}
@@ -126,7 +138,26 @@ func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol) resul
 	if rc.invalid+rc.failed > 0 {
 		outcome = outcomePartial
 	}
-	return result{status: http.StatusOK, body: buf, pooled: true, spans: spans, outcome: outcome, rows: rc}
+	if sparse && len(buf)+skipped < gzipMinBytes {
+		// Too small to gzip: it goes as it is, so it needs its records.
+		buf, spans, sparse = s.fillIn(buf, spans, skipped)
+	}
+	return result{status: http.StatusOK, body: buf, pooled: true, spans: spans, sparse: sparse, outcome: outcome, rows: rc}
+}
+
+// fillIn turns a sparse answer into the plain one, records copied in.
+func (s *Server) fillIn(sparse []byte, spans []span, skipped int) ([]byte, []span, bool) {
+	buf := s.answerBuffer(len(sparse) + skipped)
+	at := 0
+	for i, sp := range spans {
+		buf = append(buf, sparse[at:sp.at]...)
+		at = sp.at
+		spans[i].at = len(buf)
+		buf = append(buf, sp.js...)
+	}
+	buf = append(buf, sparse[at:]...)
+	s.recycle(sparse)
+	return buf, spans, false
 }
 
 // quoteValue turns the value at buf[at:] into a JSON string holding it,

@@ -425,8 +425,9 @@ type deflater struct {
 }
 
 // gzipFast returns body gzipped (RFC 1952), reading the records at spans
-// from their packed forms.
-func gzipFast(body []byte, spans []span, out []byte) []byte {
+// from their packed forms. A sparse body holds only the bytes between the
+// records (encodeAnswer).
+func gzipFast(body []byte, spans []span, sparse bool, out []byte) []byte {
 	out = append(out, 0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255) // no name, no time, OS unknown
 	d := deflater{w: bitWriter{out: out}}
 	for i := range d.keys {
@@ -434,18 +435,29 @@ func gzipFast(body []byte, spans []span, out []byte) []byte {
 	}
 	d.w.room(len(fixed.header.b))
 	d.w.bitString(fixed.header)
+	var crc uint32
+	at := 0 // in body
 	for _, s := range spans {
-		d.w.literals(fixed, body[d.pos:s.at])
-		d.pos = s.at
+		gap := body[at:s.at]
+		d.w.literals(fixed, gap)
+		d.pos += len(gap)
+		crc = crc32.Update(crc, crc32.IEEETable, gap)
 		d.record(packedOf(s))
+		crc = crc32.Update(crc, crc32.IEEETable, s.js)
+		at = s.at
+		if !sparse {
+			at += len(s.js)
+		}
 	}
-	d.w.literals(fixed, body[d.pos:])
+	d.w.literals(fixed, body[at:])
+	d.pos += len(body) - at
+	crc = crc32.Update(crc, crc32.IEEETable, body[at:])
 	eob := fixed.lit[endBlock]
 	d.w.write(uint64(eob.bits), uint(eob.n))
 	d.w.finish()
 	out = d.w.out // not finish's slice: its capacity is cut short
-	out = binary.LittleEndian.AppendUint32(out, crc32.ChecksumIEEE(body))
-	return binary.LittleEndian.AppendUint32(out, uint32(len(body)))
+	out = binary.LittleEndian.AppendUint32(out, crc)
+	return binary.LittleEndian.AppendUint32(out, uint32(d.pos))
 }
 
 // packedOf is the span's record packed, made and kept on first use.
@@ -479,14 +491,32 @@ func (d *deflater) record(p *packedRecord) {
 		if dist := d.pos - d.keys[i]; dist <= window {
 			dc := distCode(dist)
 			c := fixed.dist[dc]
-			d.w.put(uint64(k.bits)|(uint64(c.bits)|uint64(dist-int(distBase[dc]))<<c.n)<<k.n,
-				uint(k.n)+uint(c.n)+uint(distExtra[dc]))
+			// The reference and the value's first bits go in one store.
+			ref := uint64(k.bits) | (uint64(c.bits)|uint64(dist-int(distBase[dc]))<<c.n)<<k.n
+			n := uint(k.n) + uint(c.n) + uint(distExtra[dc])
+			v := p.values[i]
+			first := min(v.n, 56-int(n))
+			d.w.put(ref|bitsAt(v, 0, first)<<n, n+uint(first))
+			d.w.bitsFrom(v, first)
 		} else {
 			d.w.bitString(fixed.keyBits[i])
+			d.w.bitString(p.values[i])
 		}
 		d.keys[i] = d.pos
-		d.pos += k.len
-		d.w.bitString(p.values[i])
-		d.pos += p.vlen[i]
+		d.pos += k.len + p.vlen[i]
+	}
+}
+
+// bitsAt is the n (at most 56) bits of s from bit off on.
+func bitsAt(s bitString, off, n int) uint64 {
+	full := s.b[:cap(s.b)]
+	return binary.LittleEndian.Uint64(full[off>>3:]) >> (off & 7) & (1<<uint(n) - 1)
+}
+
+// bitsFrom writes s's bits from bit off on.
+func (w *bitWriter) bitsFrom(s bitString, off int) {
+	for ; off < s.n; off += 56 {
+		k := min(s.n-off, 56)
+		w.put(bitsAt(s, off, k), uint(k))
 	}
 }

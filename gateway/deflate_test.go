@@ -93,16 +93,22 @@ func TestGzipFastInflates(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := newServer(t, newMixed(t, ids), Config{NotFound: NotFoundObject, OnRowError: RowErrorObject})
 			for range 2 { // the second time, every record is packed already
-				res := s.resolveLocation(context.Background(), batchOf(ids), snowflakeProto)
+				res := s.resolveLocation(context.Background(), batchOf(ids), snowflakeProto, false)
 				if res.status != 200 {
 					t.Fatalf("status %d: %s", res.status, res.body)
 				}
 				if !json.Valid(res.body) {
 					t.Fatalf("plain answer is not JSON: %.200s", res.body)
 				}
-				gz := gzipFast(res.body, res.spans, nil)
-				if got := gunzipStd(t, gz); !bytes.Equal(got, res.body) {
-					t.Fatalf("inflated answer differs from the plain one:\n got %.300q\nwant %.300q", got, res.body)
+				for _, sparse := range []bool{false, true} {
+					in := res
+					if sparse {
+						in = s.resolveLocation(context.Background(), batchOf(ids), snowflakeProto, true)
+					}
+					gz := gzipFast(in.body, in.spans, in.sparse, nil)
+					if got := gunzipStd(t, gz); !bytes.Equal(got, res.body) {
+						t.Fatalf("sparse %v: inflated answer differs from the plain one:\n got %.300q\nwant %.300q", sparse, got, res.body)
+					}
 				}
 			}
 		})
@@ -164,7 +170,7 @@ func FuzzGzipFast(f *testing.F) {
 				body = append(body, post...)
 			}
 		}
-		if got := gunzipStd(t, gzipFast(body, spans, nil)); !bytes.Equal(got, body) {
+		if got := gunzipStd(t, gzipFast(body, spans, false, nil)); !bytes.Equal(got, body) {
 			t.Fatalf("inflated %q; want %q", got, body)
 		}
 	})
@@ -180,12 +186,12 @@ func BenchmarkAnswerGzip(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	res := s.resolveLocation(context.Background(), bt, snowflakeProto)
+	res := s.resolveLocation(context.Background(), bt, snowflakeProto, false)
 	b.Run("gateway", func(b *testing.B) {
 		var out []byte
 		b.SetBytes(int64(len(res.body)))
 		for b.Loop() {
-			out = gzipFast(res.body, res.spans, out[:0])
+			out = gzipFast(res.body, res.spans, false, out[:0])
 		}
 		if !bytes.Equal(gunzipStd(b, out), res.body) {
 			b.Fatal("the answer does not inflate to itself")

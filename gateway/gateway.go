@@ -235,11 +235,11 @@ type Server struct {
 	// batch id.
 	digestSeed maphash.Seed
 
-	bodies  sync.Pool // *bytes.Buffer for request bodies, and scratch for compressed answers
+	bodies   sync.Pool // *bytes.Buffer for request bodies, and scratch for compressed answers
 	answers  sync.Pool // *[]byte: answer buffers no job keeps (see answerBuffer)
 	spanPool sync.Pool // *[]span: see spanBuffer
-	gzips   sync.Pool // *gzip.Writer
-	serving atomic.Bool
+	gzips    sync.Pool // *gzip.Writer
+	serving  atomic.Bool
 }
 
 // New returns a Server answering through res. reg registers the gateway's

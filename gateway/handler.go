@@ -167,13 +167,13 @@ func (s *Server) accepted(c *gin.Context) {
 
 // gzipAnswer compresses an answer (gzipFast, deflate.go) into a slice of
 // its own exact size: it is kept for the result TTL.
-func (s *Server) gzipAnswer(body []byte, spans []span) []byte {
+func (s *Server) gzipAnswer(body []byte, spans []span, sparse bool) []byte {
 	p, _ := s.answers.Get().(*[]byte)
 	var scratch []byte
 	if p != nil {
 		scratch = (*p)[:0]
 	}
-	scratch = gzipFast(body, spans, scratch)
+	scratch = gzipFast(body, spans, sparse, scratch)
 	out := bytes.Clone(scratch)
 	s.recycle(scratch)
 	return out

@@ -18,10 +18,11 @@ import (
 func (s *Server) run(j *job, b *batch, p *protocol, log *slog.Logger, start time.Time) {
 	ctx, cancel := s.batches.Context(j)
 	defer cancel()
-	res := s.runSafely(ctx, b, p, log)
+	res := s.runSafely(ctx, b, p, j.compress, log)
 	a := answer{status: res.status, body: res.body}
-	if j.compress && res.status == http.StatusOK && len(res.body) >= gzipMinBytes {
-		a.body, a.gzipped = s.gzipAnswer(res.body, res.spans), true
+	// A sparse body is gzipped whatever its size: it cannot go as it is.
+	if j.compress && res.status == http.StatusOK && (res.sparse || len(res.body) >= gzipMinBytes) {
+		a.body, a.gzipped = s.gzipAnswer(res.body, res.spans, res.sparse), true
 		if res.pooled {
 			s.recycle(res.body)
 		}
@@ -55,12 +56,12 @@ func (s *Server) logSummary(log *slog.Logger, b *batch, p *protocol, res result,
 
 // runSafely resolves the batch, turning a panic (a bug) into a 500 answer
 // so the job still finishes and its waiters are released.
-func (s *Server) runSafely(ctx context.Context, b *batch, p *protocol, log *slog.Logger) (res result) {
+func (s *Server) runSafely(ctx context.Context, b *batch, p *protocol, sparse bool, log *slog.Logger) (res result) {
 	defer func() {
 		if v := recover(); v != nil {
 			log.Error("panic resolving batch", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 			res = textResult(http.StatusInternalServerError, outcomeFailed, "internal error")
 		}
 	}()
-	return s.resolveLocation(ctx, b, p)
+	return s.resolveLocation(ctx, b, p, sparse)
 }
