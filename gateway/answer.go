@@ -70,79 +70,111 @@ func (s *Server) resolveLocation(ctx context.Context, b *batch, p *protocol, spa
 // at all: the body holds the bytes between them, result.spans says where
 // each goes, and only gzipFast can read it (the answer is to be gzipped).
 func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol, sparse bool) result {
-	buf := s.answerBuffer(answerSize(b, outs, p))
-	buf = p.open(buf, b.len())
-	var rc rowCounts
-	var failRow int64
-	var failErr error // the first row error, with --on-row-error=fail
-	var scratch []byte
-	spans := s.spanBuffer(len(outs))
-	skipped := 0 // the bytes of the records a sparse body leaves out
+	w := &answerWriter{s: s, p: p, sparse: sparse && !p.quoted, spans: s.spanBuffer(len(outs))}
+	w.buf = p.open(s.answerBuffer(answerSize(b, outs, p)), b.len())
 	k := 0
 	for i, row := range b.rows {
 		if i > 0 {
-			buf = append(buf, ',')
+			w.buf = append(w.buf, ',')
 		}
 		if p.rowOpen != nil {
-			buf = p.rowOpen(buf, row)
+			w.buf = p.rowOpen(w.buf, row)
 		}
-		at := len(buf)
-		var rowErr error
 		switch b.kinds[i] {
-		case idNull:
-			buf = append(buf, "null"...)
-			rc.nullID++
-		case idBad:
-			rowErr = b.bad[i]
-		default:
-			o := &outs[k]
+		case idText:
+			w.outcome(row, b.ids[i], &outs[k])
 			k++
-			if sparse && o.Err == nil && o.Entry != nil && o.Status == locapi.Found && len(o.JSON) > 0 && !p.quoted {
-				spans = append(spans, span{at: at, memo: &o.Entry.Memo, js: o.JSON})
-				skipped += len(o.JSON)
-				rc.found++
-				break
-			}
-			buf, rowErr = s.appendOutcome(buf, b.ids[i], o, &rc)
-			if rowErr == nil && o.Status == locapi.Found && !p.quoted {
-				spans = append(spans, span{at: at, memo: &o.Entry.Memo, js: o.JSON})
-			}
+		case idNull:
+			w.buf = append(w.buf, "null"...)
+			w.rc.nullID++
+		default:
+			w.rowError(row, len(w.buf), b.bad[i])
 		}
-		if rowErr != nil {
-			if s.cfg.OnRowError == RowErrorFail && failErr == nil {
-				failRow, failErr = row, rowErr
-			}
-			buf = s.appendRowError(buf, rowErr, &rc)
-		}
-		if p.quoted {
-			buf, scratch = quoteValue(buf, at, scratch)
-		}
-		buf = append(buf, p.rowClose...)
+		w.buf = append(w.buf, p.rowClose...)
 	}
-	buf = append(buf, p.close...)
-	if failErr != nil {
+	w.buf = append(w.buf, p.close...)
+	return w.finish(b.len())
+}
+
+// answerWriter is one answer being encoded.
+type answerWriter struct {
+	s       *Server
+	p       *protocol
+	buf     []byte
+	rc      rowCounts
+	failRow int64
+	failErr error // the first row error, with --on-row-error=fail
+	scratch []byte
+	spans   []span
+	sparse  bool
+	skipped int // the bytes of the records a sparse body leaves out
+}
+
+// outcome appends the value of a looked-up row.
+func (w *answerWriter) outcome(row int64, id string, o *cache.Outcome) {
+	at := len(w.buf)
+	found := o.Err == nil && o.Entry != nil && o.Status == locapi.Found && len(o.JSON) > 0
+	switch {
+	case found && w.p.quoted:
+		w.buf = append(w.buf, memoOf(&o.Entry.Memo).quotedJSON(o.JSON)...)
+		w.rc.found++
+		return
+	case found && w.sparse:
+		w.spans = append(w.spans, span{at: at, memo: &o.Entry.Memo, js: o.JSON})
+		w.skipped += len(o.JSON)
+		w.rc.found++
+		return
+	}
+	var err error
+	w.buf, err = w.s.appendOutcome(w.buf, id, o, &w.rc)
+	switch {
+	case err != nil:
+		w.rowError(row, at, err)
+	case found:
+		w.spans = append(w.spans, span{at: at, memo: &o.Entry.Memo, js: o.JSON})
+	case w.p.quoted:
+		w.buf, w.scratch = quoteValue(w.buf, at, w.scratch)
+	}
+}
+
+// rowError answers a row without a value, whose answer starts at at.
+func (w *answerWriter) rowError(row int64, at int, err error) {
+	if w.s.cfg.OnRowError == RowErrorFail && w.failErr == nil {
+		w.failRow, w.failErr = row, err
+	}
+	w.buf = w.s.appendRowError(w.buf, err, &w.rc)
+	if w.p.quoted {
+		w.buf, w.scratch = quoteValue(w.buf, at, w.scratch)
+	}
+}
+
+// finish ends the answer to rows rows: refused as a whole, or a 200.
+func (w *answerWriter) finish(rows int) result {
+	s, buf := w.s, w.buf
+	if w.failErr != nil {
 		s.recycle(buf)
-		s.recycleSpans(spans)
-		res := failBatch(p, failRow, failErr)
-		res.rows = rc
+		s.recycleSpans(w.spans)
+		res := failBatch(w.p, w.failRow, w.failErr)
+		res.rows = w.rc
 		return res
 	}
-	if size := len(buf) + skipped; size > s.cfg.MaxResponse {
+	if size := len(buf) + w.skipped; size > s.cfg.MaxResponse {
 		s.recycle(buf)
-		s.recycleSpans(spans)
-		res := tooLarge(p, b.len(), size, s.cfg.MaxResponse)
-		res.rows = rc
+		s.recycleSpans(w.spans)
+		res := tooLarge(w.p, rows, size, s.cfg.MaxResponse)
+		res.rows = w.rc
 		return res
 	}
 	outcome := outcomeOK
-	if rc.invalid+rc.failed > 0 {
+	if w.rc.invalid+w.rc.failed > 0 {
 		outcome = outcomePartial
 	}
-	if sparse && len(buf)+skipped < gzipMinBytes {
+	spans, sparse := w.spans, w.sparse
+	if sparse && len(buf)+w.skipped < gzipMinBytes {
 		// Too small to gzip: it goes as it is, so it needs its records.
-		buf, spans, sparse = s.fillIn(buf, spans, skipped)
+		buf, spans, sparse = s.fillIn(buf, spans, w.skipped)
 	}
-	return result{status: http.StatusOK, body: buf, pooled: true, spans: spans, sparse: sparse, outcome: outcome, rows: rc}
+	return result{status: http.StatusOK, body: buf, pooled: true, spans: spans, sparse: sparse, outcome: outcome, rows: w.rc}
 }
 
 // fillIn turns a sparse answer into the plain one, records copied in.

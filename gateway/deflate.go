@@ -6,6 +6,8 @@ import (
 	"math/bits"
 	"sort"
 	"sync/atomic"
+
+	"github.com/snowgate/snowgate/jsontext"
 )
 
 // A gzip encoder made for answers, because deflating them with
@@ -462,15 +464,48 @@ func gzipFast(body []byte, spans []span, sparse bool, out []byte) []byte {
 
 // packedOf is the span's record packed, made and kept on first use.
 func packedOf(s span) *packedRecord {
-	if v := s.memo.Load(); v != nil {
-		if p, ok := (*v).(*packedRecord); ok {
-			return p
-		}
+	m := memoOf(s.memo)
+	if p := m.packed.Load(); p != nil {
+		return p
 	}
 	p := packRecord(s.js)
-	var v any = p
-	s.memo.Store(&v)
+	m.packed.Store(p)
 	return p
+}
+
+// entryMemo is what the gateway keeps beside a cached record (in
+// cache.Entry.Memo), each part made the first time it is needed.
+type entryMemo struct {
+	packed atomic.Pointer[packedRecord] // for gzipFast
+	quoted atomic.Pointer[[]byte]       // the record as a JSON string (Redshift's VARCHAR)
+}
+
+// memoOf returns the memo kept in m, putting a new one there first if
+// there is none.
+func memoOf(m *atomic.Pointer[any]) *entryMemo {
+	for {
+		if v := m.Load(); v != nil {
+			em, ok := (*v).(*entryMemo)
+			if !ok { // not ours: work without keeping anything
+				return &entryMemo{}
+			}
+			return em
+		}
+		var v any = &entryMemo{}
+		if m.CompareAndSwap(nil, &v) {
+			return v.(*entryMemo)
+		}
+	}
+}
+
+// quotedJSON is js (the record's JSON) as a JSON string, made once.
+func (m *entryMemo) quotedJSON(js []byte) []byte {
+	if q := m.quoted.Load(); q != nil {
+		return *q
+	}
+	q := jsontext.AppendString(nil, string(js), false)
+	m.quoted.Store(&q)
+	return q
 }
 
 // record writes one packed record: each key a back reference to the same
