@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"slices"
 	"syscall"
 
 	"github.com/gin-gonic/gin"
@@ -30,17 +31,17 @@ type command struct {
 	run      func(ctx context.Context, args []string, stdout io.Writer, logger *slog.Logger) error
 }
 
+// commands lists the commands in usage order. The warehouse commands
+// (commands_full.go) link DuckDB, gosnowflake and a plotting library; a
+// slim build (-tags slim, commands_slim.go) leaves them out.
 func commands() []command {
-	return []command{
+	return slices.Concat([]command{
 		{"serve", "Serve the Snowflake external function (POST batches of IDs, get locations).", runServe},
-		{"backfill", "Resolve every ID of a warehouse table into STANDARDIZED_LOCATIONS, resumably.", runBackfill},
-		{"sql", "Run SQL in DuckDB with resolve_location(id) registered: enrichment with no server.", runSQL},
-		{"demo", "Run the whole thing locally: DuckDB, simulator, backfill, gateway, report.", runDemo},
-		{"bench", "Measure snowgate against the simulator and the original workflow's strategy.", runBench},
+	}, warehouseCommands(), []command{
 		{"sim", "Serve a SIMULATED location provider for trials and tests.", runSim},
 		{"healthcheck", "Exit 0 if the local server answers /healthz (for container health checks).", runHealthcheck},
 		{"version", "Print the version.", runVersion},
-	}
+	})
 }
 
 func main() {
