@@ -357,8 +357,12 @@ func failBatch(p *protocol, row int64, err error) result {
 		return textResult(http.StatusBadRequest, outcomeRejected,
 			fmt.Sprintf("%s %d: %s", p.rowWord, row, rowReason(err)))
 	}
+	hint := "; retry the batch"
+	if p.noRetry {
+		hint = "; run the query again later"
+	}
 	return textResult(http.StatusServiceUnavailable, outcomeFailed,
-		fmt.Sprintf("%s %d: %s; retry the batch", p.rowWord, row, rowReason(err)))
+		fmt.Sprintf("%s %d: %s%s", p.rowWord, row, rowReason(err), hint))
 }
 
 // tooLarge refuses an answer over the response limit with the batch size

@@ -114,7 +114,7 @@ func (e *batches) Begin(ctx context.Context, spec jobSpec, log *slog.Logger) (j 
 	st := claimNone
 	if e.cfg.Shared != nil && key != "" {
 		var kept *answer
-		if st, kept, err = e.settle(ctx, key, log); err != nil {
+		if st, kept, err = e.settle(ctx, key, spec.async, log); err != nil {
 			return nil, false, err
 		}
 		if kept != nil {

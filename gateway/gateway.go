@@ -208,6 +208,18 @@ func (c Config) CheckRoutes() error {
 		}
 		seen[r.path] = r.name
 	}
+	// The REST API owns everything under its prefix (and the router
+	// refuses a path beside a catch-all).
+	if pre := c.RESTPrefix; pre != "" {
+		for _, r := range routes {
+			if r.path != "" && r.path != pre && strings.HasPrefix(r.path+"/", pre+"/") {
+				return fmt.Errorf("%s %q: under the rest prefix %q, which serves every path below it", r.name, r.path, pre)
+			}
+			if r.path != "" && r.path != pre && strings.HasPrefix(pre+"/", r.path+"/") {
+				return fmt.Errorf("rest prefix %q: under the %s %q", pre, r.name, r.path)
+			}
+		}
+	}
 	if len(seen) == 0 {
 		return errors.New("no protocol served: set a path, a bigquery path or a rest prefix")
 	}
@@ -264,7 +276,9 @@ func New(res Resolver, cfg Config, reg prometheus.Registerer) (*Server, error) {
 	s.batches = newBatches(s.cfg, met)
 	s.bodies.New = func() any { return new(bytes.Buffer) }
 	s.gzips.New = func() any { zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed); return zw }
-	s.engine = s.newEngine()
+	if s.engine, err = s.newEngine(); err != nil {
+		return nil, fmt.Errorf("gateway: %w", err)
+	}
 	return s, nil
 }
 

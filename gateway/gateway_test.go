@@ -367,3 +367,24 @@ func TestMetricsCountPerBatch(t *testing.T) {
 		t.Fatal("second server on one registry: got nil error; want a duplicate registration error")
 	}
 }
+
+// TestRoutesRefused: paths that cannot be served side by side are a
+// configuration error from New, never a panic of the router.
+func TestRoutesRefused(t *testing.T) {
+	for _, cfg := range []Config{
+		{BigQueryPath: "/v1/bq", RESTPrefix: "/v1"},
+		{Path: "/v1/locations", RESTPrefix: "/v1"},
+		{RESTPrefix: "/resolve_location/x"},
+		{BigQueryPath: "/resolve_location"},
+		{NoSnowflake: true},
+		{RESTPrefix: "/v1:x"},
+		{BigQueryPath: "/healthz"},
+	} {
+		if _, err := New(newFake(), cfg, nil); err == nil {
+			t.Errorf("New(%+v): no error; want the routes refused", cfg)
+		}
+	}
+	if _, err := New(newFake(), Config{BigQueryPath: "/bigquery/resolve_location", RESTPrefix: "/v1"}, nil); err != nil {
+		t.Errorf("the default routes: %v", err)
+	}
+}

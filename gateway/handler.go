@@ -16,8 +16,15 @@ import (
 )
 
 // newEngine routes each protocol's function and the operational endpoints.
-func (s *Server) newEngine() *gin.Engine {
-	e := gin.New()
+// The router panics on paths that conflict; CheckRoutes refuses the ones
+// known to, and anything else is an error here, not a crash.
+func (s *Server) newEngine() (e *gin.Engine, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			e, err = nil, fmt.Errorf("routes conflict: %v", v)
+		}
+	}()
+	e = gin.New()
 	e.HandleMethodNotAllowed = true
 	e.Use(s.recoverPanic)
 	e.GET("/healthz", func(c *gin.Context) { writeText(c, http.StatusOK, "ok") })
@@ -40,7 +47,7 @@ func (s *Server) newEngine() *gin.Engine {
 		writeText(c, http.StatusNotFound, "no such path: "+truncate(c.Request.URL.Path, 64))
 	})
 	e.NoMethod(func(c *gin.Context) { writeText(c, http.StatusMethodNotAllowed, "method not allowed") })
-	return e
+	return e, nil
 }
 
 // recoverPanic turns a bug into a 500 (which Snowflake retries) and a log

@@ -26,6 +26,9 @@ type protocol struct {
 	quoted bool
 	// rowWord names a row in a batch-level error ("row 12", "call 3").
 	rowWord string
+	// noRetry: the warehouse does not retry a failed batch (Redshift), so
+	// a provider failure's message does not ask it to.
+	noRetry bool
 	// sizeOption is the function option that caps a batch's rows, named
 	// by a too-large answer.
 	sizeOption string

@@ -33,6 +33,7 @@ var redshiftProto = &protocol{
 	close:      "]}",
 	quoted:     true,
 	rowWord:    "record",
+	noRetry:    true,
 	sizeOption: "MAX_BATCH_ROWS %d (or a smaller MAX_BATCH_SIZE) on the external function",
 	errorBody:  redshiftError,
 	logIDs: func(h http.Header) []any {

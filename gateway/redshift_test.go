@@ -248,7 +248,7 @@ func TestRedshiftBatchFailures(t *testing.T) {
 		want string
 	}{
 		{"provider failure, on-row-error fail", Config{OnRowError: RowErrorFail}, []string{"Q1", "fail-1"},
-			"record 1: lookup failed; retry the batch"},
+			"record 1: lookup failed; run the query again later"},
 		{"invalid id, on-row-error fail", Config{OnRowError: RowErrorFail}, []string{"", "Q1"},
 			"record 0: invalid id: empty"},
 		{"answer over --max-response", Config{MaxResponse: 300}, []string{"Q1", "Q1", "Q1"},

@@ -68,7 +68,7 @@ const (
 // before it runs here: it returns an answer another replica kept, waits for
 // a batch another replica works on (errPending or errElsewhere at
 // BatchTimeout, errGone if ctx ends), or claims the batch for this replica.
-func (e *batches) settle(ctx context.Context, key string, log *slog.Logger) (st claimState, kept *answer, err error) {
+func (e *batches) settle(ctx context.Context, key string, async bool, log *slog.Logger) (st claimState, kept *answer, err error) {
 	var deadline *time.Timer
 	defer func() {
 		if deadline != nil {
@@ -113,23 +113,24 @@ func (e *batches) settle(ctx context.Context, key string, log *slog.Logger) (st 
 			e.met.shared.WithLabelValues(sharedFollowed).Inc()
 			deadline = time.NewTimer(e.cfg.BatchTimeout)
 		}
-		if err = e.pause(ctx, deadline.C, wait); err != nil {
+		if err = e.pause(ctx, deadline.C, wait, async); err != nil {
 			return claimNone, nil, err
 		}
 	}
 }
 
 // pause waits between two checks on a batch another replica works on. At
-// the deadline it gives up: errPending with Async (the poll will find the
-// answer the owner keeps for this replica), else errElsewhere.
-func (e *batches) pause(ctx context.Context, deadline <-chan time.Time, wait time.Duration) error {
+// the deadline it gives up: errPending with Async for a protocol that polls
+// (the poll will find the answer the owner keeps for this replica), else
+// errElsewhere.
+func (e *batches) pause(ctx context.Context, deadline <-chan time.Time, wait time.Duration, async bool) error {
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {
 	case <-t.C:
 		return nil
 	case <-deadline:
-		if e.cfg.Async {
+		if e.cfg.Async && async {
 			return errPending
 		}
 		return errElsewhere
