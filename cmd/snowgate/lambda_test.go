@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -202,10 +204,7 @@ func TestLambdaRuntimeAPI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "bootstrap")
-	if out, err := exec.CommandContext(t.Context(), "go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildBootstrap(t)
 	rs, err := sim.Start(sim.Config{NotFoundRatio: 0.2, NoLocationRatio: 0.2})
 	if err != nil {
 		t.Fatal(err)
@@ -268,9 +267,73 @@ func TestLambdaRuntimeAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	api.mu.Lock()
-	defer api.mu.Unlock()
-	t.Logf("binary %.1f MB (not stripped); exec to first /next %v, to first answer %v",
-		float64(info.Size())/1e6, api.firstNext.Sub(start).Round(time.Millisecond), firstAnswer.Sub(start).Round(time.Millisecond))
+	firstNext := api.firstNext
+	api.mu.Unlock()
+	t.Logf("bootstrap (-tags %q, stripped) %.1f MB; exec to first /next %v, to first answer %v",
+		*lambdaTags, float64(info.Size())/1e6, firstNext.Sub(start).Round(time.Millisecond), firstAnswer.Sub(start).Round(time.Millisecond))
+	if *lambdaColdStarts > 0 {
+		logColdStarts(t, bin, cmd.Env, evs[0], check[0])
+	}
+}
+
+var (
+	lambdaTags = flag.String("lambda.tags", "lambda.norpc",
+		"build tags of TestLambdaRuntimeAPI's bootstrap; with slim it is built with CGO_ENABLED=0")
+	lambdaColdStarts = flag.Int("lambda.coldstarts", 0, "fresh processes TestLambdaRuntimeAPI times to their first answer, for the cold-start figures")
+)
+
+// buildBootstrap builds the binary as it is packaged for Lambda: stripped,
+// with -lambda.tags.
+func buildBootstrap(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "bootstrap")
+	cmd := exec.CommandContext(t.Context(), "go", "build", "-tags", *lambdaTags, "-ldflags", "-s -w", "-o", bin, ".")
+	if slices.Contains(strings.Split(*lambdaTags, ","), "slim") {
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// logColdStarts starts -lambda.coldstarts fresh processes, each answering
+// one event, and logs the time from exec to the first /next and to the
+// answer: the part of a Lambda cold start that is snowgate's.
+func logColdStarts(t *testing.T, bin string, env []string, event []byte, check func(*testing.T, invocationResult)) {
+	var toNext, toAnswer []time.Duration
+	for range *lambdaColdStarts {
+		api := &runtimeAPI{t: t, events: [][]byte{event}, done: make(chan struct{}), posted: make(chan invocationResult, 1)}
+		srv := httptest.NewServer(api)
+		cmd := exec.CommandContext(t.Context(), bin)
+		cmd.Env = append(slices.Clone(env), runtimeAPIEnv+"="+strings.TrimPrefix(srv.URL, "http://"))
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var r invocationResult
+		select {
+		case r = <-api.posted:
+		case <-time.After(time.Minute):
+			t.Fatal("no answer within a minute")
+		}
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("after SIGTERM: %v", err)
+		}
+		close(api.done)
+		srv.Close()
+		check(t, r)
+		api.mu.Lock()
+		toNext, toAnswer = append(toNext, api.firstNext.Sub(start)), append(toAnswer, r.at.Sub(start))
+		api.mu.Unlock()
+	}
+	slices.Sort(toNext)
+	slices.Sort(toAnswer)
+	n := len(toNext)
+	t.Logf("%d cold starts: exec to first /next min %v median %v max %v; to first answer min %v median %v max %v", n,
+		toNext[0].Round(time.Millisecond), toNext[n/2].Round(time.Millisecond), toNext[n-1].Round(time.Millisecond),
+		toAnswer[0].Round(time.Millisecond), toAnswer[n/2].Round(time.Millisecond), toAnswer[n-1].Round(time.Millisecond))
 }
 
 // lambdaEvents are the invocations TestLambdaRuntimeAPI hands out, and
