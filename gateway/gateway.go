@@ -191,7 +191,7 @@ func (c Config) withDefaults() (Config, error) {
 // of its own, none of them an operational endpoint, and at least one is
 // served. New checks it too.
 func (c Config) CheckRoutes() error {
-	routes := []struct{ name, path string }{{"path", c.Path}, {"bigquery path", c.BigQueryPath}, {"rest prefix", c.RESTPrefix}}
+	routes := []struct{ name, path string }{{"Path", c.Path}, {"BigQueryPath", c.BigQueryPath}, {"RESTPrefix", c.RESTPrefix}}
 	if c.NoSnowflake {
 		routes = routes[1:]
 	}
@@ -202,9 +202,9 @@ func (c Config) CheckRoutes() error {
 			continue
 		case !strings.HasPrefix(p, "/") || p == "/healthz" || p == "/readyz" || p == "/metrics" || p == "/" ||
 			strings.ContainsAny(p, ":*?# "):
-			return fmt.Errorf("%s %q: want an absolute path other than /, /healthz, /readyz and /metrics, without : * ? # or spaces", r.name, p)
+			return fmt.Errorf("%s %q: want an absolute URL other than /, /healthz, /readyz and /metrics, without : * ? # or spaces", r.name, p)
 		case seen[p] != "":
-			return fmt.Errorf("%s %q: already the %s", r.name, p, seen[p])
+			return fmt.Errorf("%s %q: already %s", r.name, p, seen[p])
 		}
 		seen[r.path] = r.name
 	}
@@ -213,15 +213,15 @@ func (c Config) CheckRoutes() error {
 	if pre := c.RESTPrefix; pre != "" {
 		for _, r := range routes {
 			if r.path != "" && r.path != pre && strings.HasPrefix(r.path+"/", pre+"/") {
-				return fmt.Errorf("%s %q: under the rest prefix %q, which serves every path below it", r.name, r.path, pre)
+				return fmt.Errorf("%s %q: under RESTPrefix %q, which serves every URL below it", r.name, r.path, pre)
 			}
 			if r.path != "" && r.path != pre && strings.HasPrefix(pre+"/", r.path+"/") {
-				return fmt.Errorf("rest prefix %q: under the %s %q", pre, r.name, r.path)
+				return fmt.Errorf("RESTPrefix %q: under %s %q", pre, r.name, r.path)
 			}
 		}
 	}
 	if len(seen) == 0 {
-		return errors.New("no protocol served: set a path, a bigquery path or a rest prefix")
+		return errors.New("no protocol served: set Path, BigQueryPath or RESTPrefix")
 	}
 	return nil
 }

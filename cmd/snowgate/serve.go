@@ -84,7 +84,9 @@ func parseServe(args []string, stdout io.Writer) (*serveFlags, error) {
 	}
 	sf.cfg.NoSnowflake = sf.cfg.Path == ""
 	if err := sf.cfg.CheckRoutes(); err != nil {
-		return nil, usagef("serve: %v", err)
+		// CheckRoutes names the settings; the user knows them as flags.
+		flags := strings.NewReplacer("BigQueryPath", "--bigquery-path", "RESTPrefix", "--rest-prefix", "Path", "--path")
+		return nil, usagef("serve: %s", flags.Replace(err.Error()))
 	}
 	sf.cfg.AuthSecret = os.Getenv("SNOWGATE_AUTH_SECRET")
 	switch {

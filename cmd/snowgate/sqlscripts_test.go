@@ -22,9 +22,11 @@ import (
 // specification that does not fit `snowgate serve`.
 
 // otherToolFlags are the flags of the other programs the scripts show
-// (docker, snow, gcloud, az, redis-server), so that TestSQLMatchesFlags does
+// (aws, docker, snow, gcloud, az, redis-server), so that TestSQLMatchesFlags does
 // not take them for snowgate's.
 var otherToolFlags = map[string]bool{
+	// aws (Redshift)
+	"cluster-identifier": true, "add-iam-roles": true, "namespace-name": true, "iam-roles": true,
 	// docker
 	"platform": true, "build-arg": true, "password-stdin": true,
 	// snow (Snowflake CLI)
