@@ -36,8 +36,8 @@ func TestLambdaServeSettings(t *testing.T) {
 	}{
 		{"outside Lambda", "", "", nil, 10_000_000},
 		{"Lambda default", "127.0.0.1:9001", "", nil, lambdaMaxResponse},
-		{"Lambda, environment twin", "127.0.0.1:9001", "5000000", nil, 5_000_000},
-		{"Lambda, flag", "127.0.0.1:9001", "5000000", []string{"--max-response", "4000000"}, 4_000_000},
+		{"Lambda, environment twin", "127.0.0.1:9001", "6000000", nil, 6_000_000},
+		{"Lambda, flag", "127.0.0.1:9001", "6000000", []string{"--max-response", "4000000"}, 4_000_000},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -257,7 +257,7 @@ func TestLambdaRuntimeAPI(t *testing.T) {
 	for i := range evs {
 		check[i](t, got[fmt.Sprintf("req-%d", i)])
 	}
-	for _, want := range []string{`"msg":"lambda mode`, `"msg":"no --redis-url`, `"max_response":6000000`} {
+	for _, want := range []string{`"msg":"lambda mode`, `"msg":"no --redis-url`, `"max_response":` + strconv.Itoa(lambdaMaxResponse)} {
 		if !strings.Contains(stderr.String(), want) {
 			t.Errorf("the log lacks %s:\n%s", want, stderr.String())
 		}
