@@ -31,6 +31,12 @@ go test -run '^$' -fuzz '^FuzzEncodeRecord$' -fuzztime 10s ./gateway/
 for f in FuzzAppendString FuzzAppendFloat FuzzLoneSurrogate; do
 	go test -run '^$' -fuzz "^$f\$" -fuzztime 5s ./jsontext/
 done
+# Every other protocol's decoder, and the answers' gzip encoder (its
+# streams are inflated by the standard library).
+for f in FuzzBigQueryRequest FuzzRedshiftEvent FuzzRESTBatchGet FuzzGzipFast; do
+	go test -run '^$' -fuzz "^$f\$" -fuzztime 6s ./gateway/
+done
+go test -run '^$' -fuzz '^FuzzInvoke$' -fuzztime 6s ./awslambda/
 # The published benchmark's quick preset: figures are not asserted, but it
 # fails if any row it checked was wrong.
 "$bin" bench --quick
