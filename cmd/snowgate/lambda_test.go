@@ -288,9 +288,12 @@ func buildBootstrap(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "bootstrap")
 	cmd := exec.CommandContext(t.Context(), "go", "build", "-tags", *lambdaTags, "-ldflags", "-s -w", "-o", bin, ".")
+	// The slim build is static; the full one links DuckDB through cgo.
+	cgo := "CGO_ENABLED=1"
 	if slices.Contains(strings.Split(*lambdaTags, ","), "slim") {
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cgo = "CGO_ENABLED=0"
 	}
+	cmd.Env = append(os.Environ(), cgo)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
