@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/binary"
@@ -189,33 +188,16 @@ func (s *Server) bigqueryLogger(req *bigqueryRequest) *slog.Logger {
 	return s.log.With("request_id", truncate(req.RequestID, 128), "caller", truncate(req.Caller, 256))
 }
 
-// readBigQuery reads and parses a request's envelope into a pooled buffer,
-// with the body's read deadline, as decode does for Snowflake's. The calls
-// are parsed later, after the auth check that needs the envelope.
+// readBigQuery reads and parses a request's envelope. The calls are
+// parsed later, after the auth check that needs the envelope.
 func (s *Server) readBigQuery(c *gin.Context, start time.Time) (*bigqueryRequest, int, error) {
-	buf := s.bodies.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 4<<20 { // don't keep rare huge buffers alive
-			s.bodies.Put(buf)
+	return readRequest(s, c, start, "lower max_batching_rows in the function's OPTIONS", func(body []byte) (*bigqueryRequest, int, error) {
+		req, err := parseBigQuery(body)
+		if err != nil {
+			return nil, http.StatusBadRequest, err
 		}
-	}()
-	rc := http.NewResponseController(c.Writer)
-	_ = rc.SetReadDeadline(start.Add(bodyReadTimeout))
-	status, err := readBody(c.Request, buf, s.cfg.MaxBody)
-	_ = rc.SetReadDeadline(time.Time{})
-	switch {
-	case status == http.StatusRequestEntityTooLarge:
-		// readBody's message names Snowflake's option.
-		return nil, status, fmt.Errorf("request body over %d bytes (after decompression): lower max_batching_rows in the function's OPTIONS", s.cfg.MaxBody)
-	case err != nil:
-		return nil, status, err
-	}
-	req, err := parseBigQuery(buf.Bytes())
-	if err != nil {
-		return nil, http.StatusBadRequest, err
-	}
-	return req, 0, nil
+		return req, 0, nil
+	})
 }
 
 // parseBigQuery decodes the envelope strictly: one JSON object, nothing

@@ -13,8 +13,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
+	"github.com/gin-gonic/gin"
 	// klauspost's inflate takes about two thirds of the standard library's
 	// time on a gzipped batch, with the same API.
 	"github.com/klauspost/compress/flate"
@@ -96,15 +98,34 @@ var (
 // the SQL user sees a familiar message.
 const msgNoData = `top-level JSON object must contain "data" JSON array element`
 
-// decodeRequest is the one way a request body becomes a batch: it
-// decompresses, enforces the size limit on the decompressed bytes, and
-// parses strictly. status is 0 on success, else the HTTP status to answer
-// with err's one-line message.
-func decodeRequest(r *http.Request, buf *bytes.Buffer, limit int64, arity int) (*batch, int, error) {
-	if status, err := readBody(r, buf, limit); err != nil {
-		return nil, status, err
+// readRequest is the one way a request body is read, for every protocol:
+// into a pooled buffer, under the body's read deadline (a slow sender may
+// not hold the buffer for long; the deadline is lifted again for the wait on
+// the batch), decompressed, with MaxBody enforced on the decompressed bytes
+// (tooBig is the protocol's advice then), and handed to parse, which must
+// copy what it keeps. status is 0 on success, else the HTTP status to answer
+// with err's one-line message. (Test recorders do not support deadlines;
+// the error is then ignored.)
+func readRequest[T any](s *Server, c *gin.Context, start time.Time, tooBig string, parse func([]byte) (T, int, error)) (T, int, error) {
+	buf := s.bodies.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 4<<20 { // don't keep rare huge buffers alive
+			s.bodies.Put(buf)
+		}
+	}()
+	rc := http.NewResponseController(c.Writer)
+	_ = rc.SetReadDeadline(start.Add(bodyReadTimeout))
+	status, err := readBody(c.Request, buf, s.cfg.MaxBody)
+	_ = rc.SetReadDeadline(time.Time{})
+	var zero T
+	switch {
+	case status == http.StatusRequestEntityTooLarge:
+		return zero, status, fmt.Errorf("request body over %d bytes (after decompression): %s", s.cfg.MaxBody, tooBig)
+	case err != nil:
+		return zero, status, err
 	}
-	return parseBatch(buf.Bytes(), arity)
+	return parse(buf.Bytes())
 }
 
 // readBody reads r's body into buf, decompressed, refusing more than limit
@@ -140,7 +161,7 @@ func readBody(r *http.Request, buf *bytes.Buffer, limit int64) (int, error) {
 	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
 	switch {
 	case n > limit || errors.Is(err, errRawTooLarge):
-		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes (after decompression): lower MAX_BATCH_ROWS", limit)
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes (after decompression)", limit)
 	case err != nil:
 		return http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
 	}

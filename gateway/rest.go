@@ -205,32 +205,15 @@ func (s *Server) batchGet(c *gin.Context) {
 	s.startREST(c, b, log, start, s.encodeLocations)
 }
 
-// decodeIDs reads a batchGet body like s.decode reads a Snowflake batch:
-// a pooled buffer, a read deadline, readBody's decompression and limit.
+// decodeIDs reads a batchGet body as every protocol's is read.
 func (s *Server) decodeIDs(c *gin.Context, start time.Time) (*batch, int, error) {
-	buf := s.bodies.Get().(*bytes.Buffer)
-	buf.Reset()
-	defer func() {
-		if buf.Cap() <= 4<<20 { // don't keep rare huge buffers alive
-			s.bodies.Put(buf)
+	return readRequest(s, c, start, "send fewer ids per request", func(body []byte) (*batch, int, error) {
+		b, err := parseIDs(body)
+		if err != nil {
+			return nil, http.StatusBadRequest, err
 		}
-	}()
-	rc := http.NewResponseController(c.Writer)
-	_ = rc.SetReadDeadline(start.Add(bodyReadTimeout))
-	status, err := readBody(c.Request, buf, s.cfg.MaxBody)
-	_ = rc.SetReadDeadline(time.Time{})
-	switch {
-	case status == http.StatusRequestEntityTooLarge:
-		// readBody's own words name Snowflake's MAX_BATCH_ROWS.
-		return nil, status, fmt.Errorf("request body over %d bytes (after decompression): send fewer ids per request", s.cfg.MaxBody)
-	case err != nil:
-		return nil, status, err
-	}
-	b, err := parseIDs(buf.Bytes())
-	if err != nil {
-		return nil, http.StatusBadRequest, err
-	}
-	return b, 0, nil
+		return b, 0, nil
+	})
 }
 
 // parseIDs decodes {"ids": [...]} strictly into a batch whose row numbers

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,21 +86,11 @@ func (s *Server) refuse(c *gin.Context, log *slog.Logger, err error) {
 	}
 }
 
-// decode reads and parses a new batch's body into a pooled buffer. A slow
-// sender may not hold the buffer for long: the read has a deadline, lifted
-// again for the wait on the batch. (Test recorders do not support deadlines;
-// the error is then ignored.)
+// decode reads and parses a new batch.
 func (s *Server) decode(c *gin.Context, start time.Time) (*batch, int, error) {
-	buf := s.bodies.Get().(*bytes.Buffer)
-	buf.Reset()
-	rc := http.NewResponseController(c.Writer)
-	_ = rc.SetReadDeadline(start.Add(bodyReadTimeout))
-	b, status, err := decodeRequest(c.Request, buf, s.cfg.MaxBody, locationArgs)
-	_ = rc.SetReadDeadline(time.Time{})
-	if buf.Cap() <= 4<<20 { // don't keep rare huge buffers alive
-		s.bodies.Put(buf)
-	}
-	return b, status, err
+	return readRequest(s, c, start, "lower MAX_BATCH_ROWS", func(body []byte) (*batch, int, error) {
+		return parseBatch(body, locationArgs)
+	})
 }
 
 // checkFormat rejects a format other than Snowflake's JSON 1.0. Absent
