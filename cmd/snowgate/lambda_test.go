@@ -230,30 +230,9 @@ func TestLambdaRuntimeAPI(t *testing.T) {
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	got := map[string]invocationResult{}
-	for len(got) < len(evs) {
-		select {
-		case r := <-api.posted:
-			got[r.id] = r
-		case err := <-exited:
-			t.Fatalf("the process ended after %d answers: %v\n%s", len(got), err, stderr.String())
-		case <-time.After(time.Minute):
-			t.Fatalf("%d of %d answers after a minute", len(got), len(evs))
-		}
-	}
+	got := awaitAnswers(t, api, len(evs), exited, &stderr)
 	firstAnswer := got["req-0"].at
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-exited:
-		if err != nil {
-			t.Fatalf("after SIGTERM: %v; want exit 0\n%s", err, stderr.String())
-		}
-	case <-time.After(time.Minute):
-		_ = cmd.Process.Kill()
-		t.Fatalf("still running a minute after SIGTERM\n%s", stderr.String())
-	}
+	stopBootstrap(t, cmd, exited, &stderr)
 	for i := range evs {
 		check[i](t, got[fmt.Sprintf("req-%d", i)])
 	}
@@ -273,6 +252,42 @@ func TestLambdaRuntimeAPI(t *testing.T) {
 		*lambdaTags, float64(info.Size())/1e6, firstNext.Sub(start).Round(time.Millisecond), firstAnswer.Sub(start).Round(time.Millisecond))
 	if *lambdaColdStarts > 0 {
 		logColdStarts(t, bin, cmd.Env, evs[0], check[0])
+	}
+}
+
+// awaitAnswers collects n answers by request id, or fails if the process
+// ends first. stderr is read only once the process has ended.
+func awaitAnswers(t *testing.T, api *runtimeAPI, n int, exited <-chan error, stderr *bytes.Buffer) map[string]invocationResult {
+	t.Helper()
+	got := map[string]invocationResult{}
+	for len(got) < n {
+		select {
+		case r := <-api.posted:
+			got[r.id] = r
+		case err := <-exited:
+			t.Fatalf("the process ended after %d answers: %v\n%s", len(got), err, stderr.String())
+		case <-time.After(time.Minute):
+			t.Fatalf("%d of %d answers after a minute", len(got), n)
+		}
+	}
+	return got
+}
+
+// stopBootstrap sends SIGTERM and wants exit status 0.
+func stopBootstrap(t *testing.T, cmd *exec.Cmd, exited <-chan error, stderr *bytes.Buffer) {
+	t.Helper()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("after SIGTERM: %v; want exit 0\n%s", err, stderr.String())
+		}
+	case <-time.After(time.Minute):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Fatalf("still running a minute after SIGTERM\n%s", stderr.String())
 	}
 }
 
@@ -339,73 +354,99 @@ func logColdStarts(t *testing.T, bin string, env []string, event []byte, check f
 		toAnswer[0].Round(time.Millisecond), toAnswer[n/2].Round(time.Millisecond), toAnswer[n-1].Round(time.Millisecond))
 }
 
+// lambdaCase is one invocation TestLambdaRuntimeAPI hands out, and the
+// check of its answer.
+type lambdaCase struct {
+	event []byte
+	check func(*testing.T, invocationResult)
+}
+
 // lambdaEvents are the invocations TestLambdaRuntimeAPI hands out, and
 // for each a check of its answer.
 func lambdaEvents(t *testing.T, rs *sim.Running, ids lambdaIDs) ([][]byte, []func(*testing.T, invocationResult)) {
 	t.Helper()
-	redshift := fmt.Appendf(nil, `{"request_id":"23FF1F97","cluster":"arn:aws:redshift:xxxx","user":"adminuser",`+
+	var evs [][]byte
+	var checks []func(*testing.T, invocationResult)
+	for _, c := range []lambdaCase{redshiftCase(t, rs, ids), restCase(t, rs, ids), httpAPICase(t, rs, ids), malformedCase()} {
+		evs, checks = append(evs, c.event), append(checks, c.check)
+	}
+	return evs, checks
+}
+
+// redshiftCase: found, not found, null and no location; the payload is
+// the JSON string of the answer.
+func redshiftCase(t *testing.T, rs *sim.Running, ids lambdaIDs) lambdaCase {
+	event := fmt.Appendf(nil, `{"request_id":"23FF1F97","cluster":"arn:aws:redshift:xxxx","user":"adminuser",`+
 		`"database":"db1","external_function":"public.resolve_location","query_id":5678234,"num_records":4,`+
 		`"arguments":[[%q],[%q],[null],[%q]]}`, ids.found[0], ids.notFound[0], ids.noLocation[0])
-	wantRedshift := fmt.Sprintf(`{"success":true,"num_records":4,"results":[%s,null,null,null]}`,
+	want := fmt.Sprintf(`{"success":true,"num_records":4,"results":[%s,null,null,null]}`,
 		jsonString(t, lambdaWant(t, rs, ids.found[0])))
+	return lambdaCase{event, func(t *testing.T, r invocationResult) {
+		var text string
+		if err := json.Unmarshal(r.body, &text); r.kind != "response" || err != nil || text != want {
+			t.Errorf("Redshift: got %s %s (%v); want the JSON string of %s", r.kind, r.body, err, want)
+		}
+	}}
+}
 
-	restBatch, restWant := snowflakeRows(t, rs, []string{ids.found[1], ids.notFound[0], ids.noLocation[0], ids.found[2]})
-	rest := marshalEvent(t, events.APIGatewayProxyRequest{Resource: "/resolve_location", Path: "/resolve_location",
-		HTTPMethod: "POST", Body: string(restBatch),
+// restCase: a Snowflake batch in a REST API proxy event, answered as text.
+func restCase(t *testing.T, rs *sim.Running, ids lambdaIDs) lambdaCase {
+	batch, want := snowflakeRows(t, rs, []string{ids.found[1], ids.notFound[0], ids.noLocation[0], ids.found[2]})
+	event := marshalEvent(t, events.APIGatewayProxyRequest{Resource: "/resolve_location", Path: "/resolve_location",
+		HTTPMethod: "POST", Body: string(batch),
 		Headers: map[string]string{"Content-Type": "application/json", "sf-external-function-format": "json",
 			"sf-external-function-format-version": "1.0", "sf-external-function-query-batch-id": "01b0:1:1:0:0"}})
+	return lambdaCase{event, func(t *testing.T, r invocationResult) {
+		var resp events.APIGatewayProxyResponse
+		if err := json.Unmarshal(r.body, &resp); r.kind != "response" || err != nil || resp.StatusCode != 200 ||
+			resp.IsBase64Encoded || resp.Body != string(want) {
+			t.Errorf("REST API: got %s %s (%v); want 200 with %s", r.kind, r.body, err, want)
+		}
+	}}
+}
 
-	gzBatch, gzWant := snowflakeRows(t, rs, append(ids.found, ids.notFound[0]))
+// httpAPICase: a gzip+base64 Snowflake batch in an HTTP API event that
+// accepts gzip, answered gzip+base64.
+func httpAPICase(t *testing.T, rs *sim.Running, ids lambdaIDs) lambdaCase {
+	batch, want := snowflakeRows(t, rs, append(slices.Clone(ids.found), ids.notFound[0]))
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
-	_, _ = zw.Write(gzBatch)
+	_, _ = zw.Write(batch)
 	if err := zw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	httpAPI := marshalEvent(t, events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: "POST /resolve_location",
+	event := marshalEvent(t, events.APIGatewayV2HTTPRequest{Version: "2.0", RouteKey: "POST /resolve_location",
 		RawPath: "/resolve_location", IsBase64Encoded: true, Body: base64.StdEncoding.EncodeToString(gz.Bytes()),
 		Headers: map[string]string{"content-encoding": "gzip", "accept-encoding": "gzip", "content-type": "application/json",
 			"sf-external-function-format": "json", "sf-external-function-format-version": "1.0"},
 		RequestContext: events.APIGatewayV2HTTPRequestContext{Stage: "$default",
 			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/resolve_location"}}})
+	return lambdaCase{event, func(t *testing.T, r invocationResult) {
+		var resp events.APIGatewayV2HTTPResponse
+		err := json.Unmarshal(r.body, &resp)
+		var body []byte
+		if err == nil {
+			body, err = base64.StdEncoding.DecodeString(resp.Body)
+		}
+		if err == nil {
+			body, err = gunzipBytes(body)
+		}
+		if r.kind != "response" || err != nil || resp.StatusCode != 200 || !resp.IsBase64Encoded ||
+			resp.Headers["Content-Encoding"] != "gzip" || !bytes.Equal(body, want) {
+			t.Errorf("HTTP API: got %s %.300s (%v), body %.300s; want 200 with gzip+base64 of %.300s", r.kind, r.body, err, body, want)
+		}
+	}}
+}
 
-	return [][]byte{redshift, rest, httpAPI, []byte(`{"hello":"world"}`)}, []func(*testing.T, invocationResult){
-		func(t *testing.T, r invocationResult) {
-			var text string
-			if err := json.Unmarshal(r.body, &text); r.kind != "response" || err != nil || text != wantRedshift {
-				t.Errorf("Redshift: got %s %s (%v); want the JSON string of %s", r.kind, r.body, err, wantRedshift)
-			}
-		},
-		func(t *testing.T, r invocationResult) {
-			var resp events.APIGatewayProxyResponse
-			if err := json.Unmarshal(r.body, &resp); r.kind != "response" || err != nil || resp.StatusCode != 200 ||
-				resp.IsBase64Encoded || resp.Body != string(restWant) {
-				t.Errorf("REST API: got %s %s (%v); want 200 with %s", r.kind, r.body, err, restWant)
-			}
-		},
-		func(t *testing.T, r invocationResult) {
-			var resp events.APIGatewayV2HTTPResponse
-			err := json.Unmarshal(r.body, &resp)
-			var body []byte
-			if err == nil {
-				body, err = base64.StdEncoding.DecodeString(resp.Body)
-			}
-			if err == nil {
-				body, err = gunzipBytes(body)
-			}
-			if r.kind != "response" || err != nil || resp.StatusCode != 200 || !resp.IsBase64Encoded ||
-				resp.Headers["Content-Encoding"] != "gzip" || !bytes.Equal(body, gzWant) {
-				t.Errorf("HTTP API: got %s %.300s (%v), body %.300s; want 200 with gzip+base64 of %.300s", r.kind, r.body, err, body, gzWant)
-			}
-		},
-		func(t *testing.T, r invocationResult) {
-			var e struct{ ErrorMessage, ErrorType string }
-			if err := json.Unmarshal(r.body, &e); r.kind != "error" || err != nil ||
-				e.ErrorType != "UnknownEventError" || !strings.Contains(e.ErrorMessage, "unknown event: want a Redshift") {
-				t.Errorf("malformed event: got %s %s (%v); want an UnknownEventError naming the shapes", r.kind, r.body, err)
-			}
-		},
-	}
+// malformedCase: an event of no known shape is the invocation's error.
+func malformedCase() lambdaCase {
+	return lambdaCase{[]byte(`{"hello":"world"}`), func(t *testing.T, r invocationResult) {
+		var e struct{ ErrorMessage, ErrorType string }
+		if err := json.Unmarshal(r.body, &e); r.kind != "error" || err != nil ||
+			e.ErrorType != "UnknownEventError" || !strings.Contains(e.ErrorMessage, "unknown event: want a Redshift") {
+			t.Errorf("malformed event: got %s %s (%v); want an UnknownEventError naming the shapes", r.kind, r.body, err)
+		}
+	}}
 }
 
 func marshalEvent(t *testing.T, v any) []byte {
