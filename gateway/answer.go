@@ -39,6 +39,19 @@ func textResult(status int, outcome, msg string) result {
 // caches and fans out), and the answers are laid out in input order. With
 // sparse set the answer is for gzipFast only (see encodeAnswer).
 func (s *Server) resolveLocation(ctx context.Context, b *batch, p *protocol, sparse bool) result {
+	outs, st, err := s.lookupText(ctx, b)
+	if err != nil {
+		// A broken resolver, not bad input: 500 makes the warehouse retry.
+		return textResult(http.StatusInternalServerError, outcomeFailed, err.Error())
+	}
+	res := s.encodeAnswer(b, outs, p, sparse)
+	res.stats = st
+	return res
+}
+
+// lookupText sends the batch's text IDs to the resolver in one call, as
+// every protocol does; outs follow the text rows in order.
+func (s *Server) lookupText(ctx context.Context, b *batch) ([]cache.Outcome, cache.Stats, error) {
 	ids := b.ids
 	if b.text < b.len() {
 		ids = make([]string, 0, b.text)
@@ -48,19 +61,15 @@ func (s *Server) resolveLocation(ctx context.Context, b *batch, p *protocol, spa
 			}
 		}
 	}
-	var outs []cache.Outcome
-	var st cache.Stats
-	if len(ids) > 0 {
-		outs, st = s.res.ResolveMany(ctx, ids)
+	if len(ids) == 0 {
+		return nil, cache.Stats{}, nil
 	}
+	outs, st := s.res.ResolveMany(ctx, ids)
 	if len(outs) != len(ids) {
-		// A broken resolver, not bad input: 500 makes the warehouse retry.
-		return textResult(http.StatusInternalServerError, outcomeFailed,
-			fmt.Sprintf("internal error: resolver answered %d of %d ids", len(outs), len(ids)))
+		// A broken resolver, not bad input.
+		return nil, st, fmt.Errorf("internal error: resolver answered %d of %d ids", len(outs), len(ids))
 	}
-	res := s.encodeAnswer(b, outs, p, sparse)
-	res.stats = st
-	return res
+	return outs, st, nil
 }
 
 // encodeAnswer builds p's answer ({"data":[[row,value],...]} for

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	_ "embed" // openapi.json
 	"encoding/json"
 	"errors"
@@ -397,29 +396,6 @@ func (s *Server) runREST(j *job, b *batch, log *slog.Logger, start time.Time, en
 	s.met.observeLookups(protoREST, res.stats)
 	s.logSummary(log, b, restProto, res, d, false)
 	s.batches.Finish(j, answer{status: res.status, body: res.body})
-}
-
-// lookupText sends the batch's text IDs to the resolver in one call, as
-// resolveLocation does; outs follow the text rows in order.
-func (s *Server) lookupText(ctx context.Context, b *batch) ([]cache.Outcome, cache.Stats, error) {
-	ids := b.ids
-	if b.text < b.len() {
-		ids = make([]string, 0, b.text)
-		for i, k := range b.kinds {
-			if k == idText {
-				ids = append(ids, b.ids[i])
-			}
-		}
-	}
-	if len(ids) == 0 {
-		return nil, cache.Stats{}, nil
-	}
-	outs, st := s.res.ResolveMany(ctx, ids)
-	if len(outs) != len(ids) {
-		// A broken resolver, not bad input.
-		return nil, st, fmt.Errorf("internal error: resolver answered %d of %d ids", len(outs), len(ids))
-	}
-	return outs, st, nil
 }
 
 // encodeLocations is the batchGet answer: one entry per input id, in
