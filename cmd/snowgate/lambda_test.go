@@ -44,7 +44,10 @@ func TestLambdaServeSettings(t *testing.T) {
 			t.Setenv(runtimeAPIEnv, tt.runtimeAPI)
 			t.Setenv("SNOWGATE_MAX_RESPONSE", tt.env)
 			if tt.env == "" {
-				os.Unsetenv("SNOWGATE_MAX_RESPONSE") // unset, not empty; t.Setenv restores it
+				// Unset, not empty; t.Setenv restores it.
+				if err := os.Unsetenv("SNOWGATE_MAX_RESPONSE"); err != nil {
+					t.Fatal(err)
+				}
 			}
 			sf, err := parseServe(tt.args, io.Discard)
 			if err != nil || sf.cfg.MaxResponse != tt.want {
@@ -76,9 +79,9 @@ type runtimeAPI struct {
 
 // invocationResult is one POST to .../response or .../error.
 type invocationResult struct {
-	id, kind, errorType string
-	body                []byte
-	at                  time.Time
+	id, kind string // kind is "response" or "error"
+	body     []byte
+	at       time.Time
 }
 
 func (a *runtimeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -95,8 +98,7 @@ func (a *runtimeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		w.WriteHeader(http.StatusAccepted)
-		a.posted <- invocationResult{id: id, kind: kind, errorType: r.Header.Get("Lambda-Runtime-Function-Error-Type"),
-			body: body, at: time.Now()}
+		a.posted <- invocationResult{id: id, kind: kind, body: body, at: time.Now()}
 	default:
 		a.t.Errorf("runtime API: unexpected %s %s", r.Method, r.URL.Path)
 		http.Error(w, "not a Runtime API path", http.StatusNotFound)
