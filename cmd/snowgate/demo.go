@@ -15,10 +15,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -36,8 +38,10 @@ const demoSynopsis = `Run snowgate end to end on this machine, with no accounts 
 127.0.0.1: a DuckDB file with a MASTER_TABLE of sample IDs, the SIMULATED provider
 (latency, a rate limit and faults switched on), a backfill into
 STANDARDIZED_LOCATIONS, then the gateway answering Snowflake-format batches
-(a repeated batch id and bad IDs included), then a 'snowgate sql' query of the
-file. Prints a report; exits 0 only if every check passed.`
+(a repeated batch id and bad IDs included) and one new ID asked through
+Snowflake, BigQuery, REST and Redshift (one provider call for all four), then
+a 'snowgate sql' query of the file. Prints a report; exits 0 only if every
+check passed.`
 
 type demoFlags struct {
 	db       string
@@ -279,7 +283,8 @@ func newDemoBatch(name, batchID string, ids []any) demoBatch {
 // gateway starts the gateway on 127.0.0.1 over the same resolver and sends
 // it batches as Snowflake would; it returns a sample answered row.
 func (d *demoEnv) gateway(ctx context.Context) (string, error) {
-	gw, err := gateway.New(d.res, gateway.Config{Logger: d.logger}, prometheus.NewRegistry())
+	gw, err := gateway.New(d.res, gateway.Config{Logger: d.logger, BigQueryPath: demoBigQueryPath, RESTPrefix: demoRESTPrefix},
+		prometheus.NewRegistry())
 	if err != nil {
 		return "", err
 	}
@@ -296,9 +301,18 @@ func (d *demoEnv) gateway(ctx context.Context) (string, error) {
 			d.logger.Warn("demo gateway", "err", err.Error())
 		}
 	}()
-	url := "http://" + ln.Addr().String() + "/resolve_location"
-	fmt.Fprintf(d.out, "\n2. gateway: Snowflake-format batches to %s\n", url)
+	base := "http://" + ln.Addr().String()
+	sample, err := d.snowflakeSteps(ctx, base+"/resolve_location")
+	if err != nil {
+		return "", err
+	}
+	return sample, d.fourProtocols(ctx, gw, base)
+}
 
+// snowflakeSteps sends the gateway batches as Snowflake would and returns
+// a sample answered row.
+func (d *demoEnv) snowflakeSteps(ctx context.Context, url string) (string, error) {
+	fmt.Fprintf(d.out, "\n2. gateway: Snowflake-format batches to %s\n", url)
 	hot := make([]any, 0, 4096)
 	for i := 0; i < 4096; i++ {
 		hot = append(hot, fmt.Sprintf("Q%06d", i%d.f.distinct))
@@ -499,4 +513,163 @@ func (d *demoEnv) report(sum loader.Summary, callsAfterBackfill int64, sample st
 	}
 	fmt.Fprintln(d.out, "demo: every check passed")
 	return nil
+}
+
+// Where the demo's gateway serves BigQuery and the REST API: serve's
+// defaults.
+const (
+	demoBigQueryPath = "/bigquery/resolve_location"
+	demoRESTPrefix   = "/v1"
+)
+
+// fourProtocols asks one ID the demo has not asked before through each
+// protocol the gateway speaks and checks that all four answer the same
+// object for one provider call: one resolver, one cache behind them all.
+func (d *demoEnv) fourProtocols(ctx context.Context, gw *gateway.Server, base string) error {
+	id, err := d.freshFoundID()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "   one new ID, %s, through every protocol (Redshift reaches snowgate only through Lambda: its event goes to the gateway's Redshift method in process)\n", id)
+	asks := []struct {
+		name string
+		ask  func() (json.RawMessage, error)
+	}{
+		{"Snowflake  POST /resolve_location", func() (json.RawMessage, error) { return d.askSnowflake(ctx, base, id) }},
+		{"BigQuery   POST " + demoBigQueryPath, func() (json.RawMessage, error) { return askBigQuery(ctx, base, id) }},
+		{"REST       GET  " + demoRESTPrefix + "/locations/" + id, func() (json.RawMessage, error) { return askREST(ctx, base, id) }},
+		{"Redshift   Lambda event", func() (json.RawMessage, error) { return askRedshift(ctx, gw, id) }},
+	}
+	var first json.RawMessage
+	for _, a := range asks {
+		v, err := a.ask()
+		if err != nil {
+			return fmt.Errorf("%s: %s: %w", id, a.name, err)
+		}
+		if _, err := d.checkValue(id, v); err != nil {
+			return fmt.Errorf("%s: %s: %w", id, a.name, err)
+		}
+		if first == nil {
+			first = v
+		} else if !bytes.Equal(v, first) {
+			return fmt.Errorf("%s: %s answered %s; Snowflake got %s", id, a.name, v, first)
+		}
+		fmt.Fprintf(d.out, "     %-45s %s\n", a.name, clipDemo(v, 80))
+	}
+	calls := d.sim.Requests(id)
+	fmt.Fprintf(d.out, "   the same value in all four; provider requests for %s (the simulator's count): %d\n", id, calls)
+	if calls != 1 {
+		return fmt.Errorf("%s: the provider was asked %d times for four protocols; want 1 (one cache)", id, calls)
+	}
+	return nil
+}
+
+// freshFoundID is an ID no earlier step asked (the backfill's are Q..., the
+// gateway's new ones R...) that the simulator has a location for, so that
+// the four answers are a full object. The simulator's faults are drawn per
+// ID and seed, so this ID's one call is never a simulated fault's retry.
+func (d *demoEnv) freshFoundID() (string, error) {
+	for i := range 1000 {
+		id := fmt.Sprintf("P%06d", i)
+		if kind, _ := d.sim.Expected(id); kind == sim.Found && d.sim.Requests(id) == 0 {
+			return id, nil
+		}
+	}
+	return "", errors.New("the simulator has no location for any of 1,000 IDs")
+}
+
+// askSnowflake sends id as a one-row Snowflake batch and returns its value.
+func (d *demoEnv) askSnowflake(ctx context.Context, base, id string) (json.RawMessage, error) {
+	body, err := extfunc.EncodeColumn([]any{id})
+	if err != nil {
+		return nil, err
+	}
+	status, answer, err := demoRequest(ctx, base+"/resolve_location", "demo:5", body)
+	if err != nil {
+		return nil, err
+	}
+	if status != http.StatusOK {
+		return nil, fmt.Errorf("status %d: %s", status, answer)
+	}
+	values, err := extfunc.DecodeResponse(answer, 1)
+	if err != nil {
+		return nil, err
+	}
+	return values[0], nil
+}
+
+// askBigQuery sends id as a one-call BigQuery remote-function request.
+func askBigQuery(ctx context.Context, base, id string) (json.RawMessage, error) {
+	req, err := json.Marshal(map[string]any{"requestId": "demo-5", "calls": [][]any{{id}}})
+	if err != nil {
+		return nil, err
+	}
+	body, err := demoHTTP(ctx, http.MethodPost, base+demoBigQueryPath, req)
+	if err != nil {
+		return nil, err
+	}
+	var a struct{ Replies []json.RawMessage }
+	if err := json.Unmarshal(body, &a); err != nil || len(a.Replies) != 1 {
+		return nil, fmt.Errorf("got %s; want {\"replies\": [value]}", clipDemo(body, 200))
+	}
+	return a.Replies[0], nil
+}
+
+// askREST gets id's location from the REST API.
+func askREST(ctx context.Context, base, id string) (json.RawMessage, error) {
+	return demoHTTP(ctx, http.MethodGet, base+demoRESTPrefix+"/locations/"+url.PathEscape(id), nil)
+}
+
+// askRedshift hands the gateway a Redshift Lambda UDF event for id. Its
+// result is the object's JSON text as a VARCHAR string.
+func askRedshift(ctx context.Context, gw *gateway.Server, id string) (json.RawMessage, error) {
+	event, err := json.Marshal(map[string]any{
+		"request_id": "demo-5", "cluster": "arn:aws:redshift:demo", "user": "demo", "database": "dev",
+		"external_function": "public.resolve_location", "query_id": 5, "num_records": 1, "arguments": [][]any{{id}},
+	})
+	if err != nil {
+		return nil, err
+	}
+	answer := gw.Redshift(ctx, event)
+	var a struct {
+		Success bool
+		Results []*string
+	}
+	if err := json.Unmarshal(answer, &a); err != nil || !a.Success || len(a.Results) != 1 || a.Results[0] == nil {
+		return nil, fmt.Errorf("got %s; want {\"success\": true, \"results\": [\"<object>\"]}", clipDemo(answer, 200))
+	}
+	return json.RawMessage(*a.Results[0]), nil
+}
+
+// demoHTTP makes one request and returns a 200's body.
+func demoHTTP(ctx context.Context, method, u string, body []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, method, u, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = resp.Body.Close() }()
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d: %s", resp.StatusCode, clipDemo(answer, 200))
+	}
+	return answer, nil
+}
+
+// clipDemo shortens an answer for one line of the demo's output.
+func clipDemo(v []byte, n int) string {
+	if len(v) <= n {
+		return string(v)
+	}
+	for n > 0 && !utf8.RuneStart(v[n]) { // never half a character
+		n--
+	}
+	return string(v[:n]) + "..."
 }
