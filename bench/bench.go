@@ -29,6 +29,7 @@ type Report struct {
 	Machine  Machine         `json:"machine"`
 	Config   Config          `json:"config"`
 	Gateway  *GatewayReport  `json:"gateway,omitempty"`
+	Mixed    *MixedReport    `json:"mixed,omitempty"`
 	Backfill *BackfillReport `json:"backfill,omitempty"`
 }
 
@@ -97,6 +98,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if rep.Gateway, err = r.gatewayPhase(ctx); err != nil {
 			return nil, err
 		}
+		if rep.Mixed, err = r.mixedPhase(ctx); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.BackfillRows > 0 {
 		if rep.Backfill, err = r.backfillPhase(ctx); err != nil {
@@ -124,6 +128,9 @@ func (r *Report) Err() error {
 					p.name, p.pr.Wrong, p.pr.Missing, p.pr.Examples))
 			}
 		}
+	}
+	if m := r.Mixed; m != nil {
+		errs = append(errs, m.err())
 	}
 	if b := r.Backfill; b != nil && b.Check.Wrong > 0 {
 		errs = append(errs, fmt.Errorf("backfill: %d IDs wrong in the tables; e.g. %v", b.Check.Wrong, b.Check.Examples))

@@ -40,6 +40,12 @@ func TestRunTiny(t *testing.T) {
 		t.Fatalf("Err: got %v; want nil", err)
 	}
 	t.Run("gateway", func(t *testing.T) { checkGatewayReport(t, rep.Gateway, cfg) })
+	t.Run("mixed", func(t *testing.T) {
+		if rep.Mixed == nil {
+			t.Fatal("mixed report: got nil")
+		}
+		checkMixedReport(t, rep.Mixed, cfg)
+	})
 	t.Run("backfill", func(t *testing.T) { checkBackfillReport(t, rep.Backfill, cfg) })
 	t.Run("output", func(t *testing.T) { checkOutputs(t, rep) })
 }
@@ -119,7 +125,7 @@ func checkOutputs(t *testing.T, rep *Report) {
 	}
 	for _, want := range []string{"SIMULATED", "GATEWAY:", "BACKFILL:", "hot-cache rows/s", "cold batch latency p50 / p99",
 		"busiest 1-second window", "provider calls per distinct ID", "backfill IDs/s", "peak RSS of the loader",
-		"snowgate / baseline", "every checked row was right"} {
+		"snowgate / baseline", "MIXED PROTOCOLS:", "redshift rows/s", "all protocols rows/s", "every checked row was right"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text output: missing %q in\n%s", want, text.String())
 		}
@@ -132,7 +138,7 @@ func checkOutputs(t *testing.T, rep *Report) {
 	if err := json.Unmarshal(js, &back); err != nil {
 		t.Fatalf("json round trip: %v", err)
 	}
-	for _, key := range []string{"gateway", "backfill", "machine", "config"} {
+	for _, key := range []string{"gateway", "mixed", "backfill", "machine", "config"} {
 		if _, ok := back[key]; !ok {
 			t.Errorf("json: missing key %q", key)
 		}

@@ -116,12 +116,23 @@ func split(rows []string, size int) [][]string {
 // gatewayStack is snowgate's serving side: client, resolver and gateway.
 type gatewayStack struct {
 	client  *locapi.Client
+	gw      *gateway.Server
 	handler http.Handler // the gateway's, also served at url
-	url     string
+	base    string       // http://host:port
+	url     string       // Snowflake's resolve_location
 	stop    func()
 }
 
-func (r *runner) startGateway(ctx context.Context, prov *provider, cacheSize int) (*gatewayStack, error) {
+// snowflakeGateway is the gateway phase's configuration: Snowflake only,
+// asynchronous after AsyncAfter.
+func (r *runner) snowflakeGateway() gateway.Config {
+	return gateway.Config{
+		Async: true, BatchTimeout: r.cfg.AsyncAfter, ShutdownTimeout: 5 * time.Second,
+		OnRowError: gateway.RowErrorObject, NotFound: gateway.NotFoundObject,
+	}
+}
+
+func (r *runner) startGateway(ctx context.Context, prov *provider, cacheSize int, gcfg gateway.Config) (*gatewayStack, error) {
 	reg := prometheus.NewRegistry()
 	p, err := stack.New(stack.Config{
 		Provider:    locapi.Config{URL: prov.template(), Rate: r.cfg.Rate, Burst: r.cfg.Burst},
@@ -132,10 +143,7 @@ func (r *runner) startGateway(ctx context.Context, prov *provider, cacheSize int
 		return nil, err
 	}
 	release := func() { _ = p.Close() } // no Redis: Close has no error to give
-	gw, err := gateway.New(p.Resolver, gateway.Config{
-		Async: true, BatchTimeout: r.cfg.AsyncAfter, ShutdownTimeout: 5 * time.Second,
-		OnRowError: gateway.RowErrorObject, NotFound: gateway.NotFoundObject,
-	}, reg)
+	gw, err := gateway.New(p.Resolver, gcfg, reg)
 	if err != nil {
 		release()
 		return nil, err
@@ -160,9 +168,9 @@ func (r *runner) startGateway(ctx context.Context, prov *provider, cacheSize int
 		}
 		release()
 	}
+	base := "http://" + ln.Addr().String()
 	return &gatewayStack{
-		client: p.Client, handler: gw.Handler(), url: "http://" + ln.Addr().String() + "/resolve_location",
-		stop: stop,
+		client: p.Client, gw: gw, handler: gw.Handler(), base: base, url: base + "/resolve_location", stop: stop,
 	}, nil
 }
 
@@ -201,7 +209,7 @@ func (r *runner) gatewayRun(ctx context.Context, rep *GatewayReport, batches [][
 	if err != nil {
 		return err
 	}
-	st, err := r.startGateway(ctx, prov, rep.CacheSize)
+	st, err := r.startGateway(ctx, prov, rep.CacheSize, r.snowflakeGateway())
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,9 @@ func (r *Report) WriteText(w io.Writer) error {
 	if g := r.Gateway; g != nil {
 		r.writeGateway(tw, g)
 	}
+	if m := r.Mixed; m != nil {
+		r.writeMixed(tw, m)
+	}
 	if b := r.Backfill; b != nil {
 		r.writeBackfill(tw, b)
 	}
