@@ -125,7 +125,7 @@ func checkOutputs(t *testing.T, rep *Report) {
 	}
 	for _, want := range []string{"SIMULATED", "GATEWAY:", "BACKFILL:", "hot-cache rows/s", "cold batch latency p50 / p99",
 		"busiest 1-second window", "provider calls per distinct ID", "backfill IDs/s", "peak RSS of the loader",
-		"snowgate / baseline", "MIXED PROTOCOLS:", "redshift rows/s", "all protocols rows/s", "every checked row was right"} {
+		"snowgate / baseline", "MIXED PROTOCOLS:", "cold redshift rows/s", "hot all protocols rows/s", "every checked row was right"} {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text output: missing %q in\n%s", want, text.String())
 		}

@@ -33,28 +33,42 @@ func TestMixedPhase(t *testing.T) {
 func checkMixedReport(t *testing.T, m *MixedReport, cfg Config) {
 	t.Helper()
 	wantDistinct := cfg.Rows - int(float64(cfg.Rows)*cfg.RepeatRatio)
-	if m.Rows != cfg.Rows || m.Distinct != wantDistinct || m.Batches != 12 || len(m.Protocols) != 4 {
-		t.Fatalf("rows, distinct, batches, protocols: got %d, %d, %d, %d; want %d, %d, 12, 4",
-			m.Rows, m.Distinct, m.Batches, len(m.Protocols), cfg.Rows, wantDistinct)
+	if m.Rows != cfg.Rows || m.Distinct != wantDistinct || m.Batches != 12 {
+		t.Fatalf("rows, distinct, batches: got %d, %d, %d; want %d, %d, 12", m.Rows, m.Distinct, m.Batches, cfg.Rows, wantDistinct)
 	}
-	var rows int64
-	for i, p := range m.Protocols {
-		// 12 batches of 100 taking turns: 3 each.
-		if p.Name != mixedProtocols[i] || p.Batches != 3 || p.Rows != 300 || p.Right != 300 {
-			t.Errorf("%s: got name %q, %d batches, %d rows, %d right (%d failed, %d wrong, %d missing: %v); want %q, 3, 300, 300",
-				mixedProtocols[i], p.Name, p.Batches, p.Rows, p.Right, p.Failed, p.Wrong, p.Missing, p.Examples, mixedProtocols[i])
-		}
-		if p.Gateway429s != 0 || p.RowsPerSec <= 0 {
-			t.Errorf("%s: got %d gateway 429s, %v rows/s; want 0, > 0", p.Name, p.Gateway429s, p.RowsPerSec)
-		}
-		rows += p.Right
-	}
-	if rows != int64(cfg.Rows) || m.RowsPerSec <= 0 || m.Seconds <= 0 {
-		t.Errorf("overall: got %d rows, %v rows/s in %v s; want %d, > 0", rows, m.RowsPerSec, m.Seconds, cfg.Rows)
+	cold := checkMixedPass(t, "cold", m.Cold)
+	hot := checkMixedPass(t, "hot", m.Hot)
+	if cold != int64(cfg.Rows) || hot == 0 || hot%int64(cfg.Rows) != 0 {
+		t.Errorf("rows right: got %d cold, %d hot; want %d, a positive multiple of it", cold, hot, cfg.Rows)
 	}
 	if m.ProviderCalls != m.Distinct {
 		t.Errorf("provider calls: got %d; want %d (one per distinct ID)", m.ProviderCalls, m.Distinct)
 	}
+	if m.ColdRowsPerSecondBound <= 0 {
+		t.Errorf("cold bound: got %v; want > 0", m.ColdRowsPerSecondBound)
+	}
+}
+
+// checkMixedPass checks that each protocol had its share of the batches (12
+// batches of 100 taking turns: 3 each per round), every row right, no 429;
+// it returns the rows right.
+func checkMixedPass(t *testing.T, name string, mp MixedPass) int64 {
+	t.Helper()
+	if len(mp.Protocols) != len(mixedProtocols) || mp.Seconds <= 0 || mp.RowsPerSec <= 0 {
+		t.Fatalf("%s: got %d protocols, %v s, %v rows/s; want %d, > 0, > 0", name, len(mp.Protocols), mp.Seconds, mp.RowsPerSec, len(mixedProtocols))
+	}
+	var rows int64
+	for i, p := range mp.Protocols {
+		if p.Name != mixedProtocols[i] || p.Batches == 0 || p.Batches%3 != 0 || p.Rows != int64(p.Batches)*100 || p.Right != p.Rows {
+			t.Errorf("%s %s: got name %q, %d batches, %d rows, %d right (%d failed, %d wrong, %d missing: %v); want %q, a multiple of 3, 100 each, all right",
+				name, mixedProtocols[i], p.Name, p.Batches, p.Rows, p.Right, p.Failed, p.Wrong, p.Missing, p.Examples, mixedProtocols[i])
+		}
+		if p.Gateway429s != 0 || p.RowsPerSec <= 0 {
+			t.Errorf("%s %s: got %d gateway 429s, %v rows/s; want 0, > 0", name, p.Name, p.Gateway429s, p.RowsPerSec)
+		}
+		rows += p.Right
+	}
+	return rows
 }
 
 // TestMixedErr: the phase's verdict names each broken invariant.
@@ -62,7 +76,8 @@ func TestMixedErr(t *testing.T) {
 	good := func() *MixedReport {
 		m := &MixedReport{Distinct: 10, ProviderCalls: 10}
 		for _, name := range mixedProtocols {
-			m.Protocols = append(m.Protocols, ProtocolReport{Name: name, Right: 5})
+			m.Cold.Protocols = append(m.Cold.Protocols, ProtocolReport{Name: name, Right: 5})
+			m.Hot.Protocols = append(m.Hot.Protocols, ProtocolReport{Name: name, Right: 5})
 		}
 		return m
 	}
@@ -72,9 +87,9 @@ func TestMixedErr(t *testing.T) {
 		want   string
 	}{
 		{"all right", func(*MixedReport) {}, ""},
-		{"a wrong row", func(m *MixedReport) { m.Protocols[2].Wrong = 1 }, "mixed rest: 1 rows wrong"},
-		{"a batch never answered", func(m *MixedReport) { m.Protocols[3].Missing = 100 }, "mixed redshift: 0 rows wrong, 100 never answered"},
-		{"a gateway 429", func(m *MixedReport) { m.Protocols[1].Gateway429s = 2 }, "mixed bigquery: 2 gateway 429s"},
+		{"a wrong row", func(m *MixedReport) { m.Cold.Protocols[2].Wrong = 1 }, "mixed cold pass, rest: 1 rows wrong"},
+		{"a batch never answered", func(m *MixedReport) { m.Hot.Protocols[3].Missing = 100 }, "mixed hot pass, redshift: 0 rows wrong, 100 never answered"},
+		{"a gateway 429", func(m *MixedReport) { m.Hot.Protocols[1].Gateway429s = 2 }, "mixed hot pass, bigquery: 2 gateway 429s"},
 		{"a second provider call", func(m *MixedReport) { m.ProviderCalls = 11 }, "11 provider calls for 10 distinct IDs"},
 		{"an ID never asked", func(m *MixedReport) { m.ProviderCalls = 9 }, "9 provider calls for 10 distinct IDs"},
 	}
