@@ -3,11 +3,10 @@
 // faults) on 127.0.0.1, the gateway driven by a client that speaks the
 // Snowflake external-function protocol as Snowflake does, the same rows
 // through the gateway's four protocols at once (Snowflake, BigQuery, REST,
-// Redshift) on one cache, the loader
-// backfilling a DuckDB table, and, against the same simulator settings, the
-// original workflow's strategy as a baseline. Every answered row and every
-// stored row is checked against the simulator. Each figure is reported
-// beside its bound.
+// Redshift) on one cache, the loader backfilling a DuckDB table, and,
+// against the same simulator settings, the original workflow's strategy as
+// a baseline. Every answered row and every stored row is checked against
+// the simulator. Each figure is reported beside its bound.
 package bench
 
 import (
