@@ -18,6 +18,7 @@
 # line these print),
 #   docker buildx imagetools inspect golang:1.26-bookworm
 #   docker buildx imagetools inspect gcr.io/distroless/cc-debian12:nonroot
+#   docker buildx imagetools inspect gcr.io/distroless/static-debian12:nonroot
 # either below (GO_IMAGE_DIGEST=sha256:...) or per build, without editing:
 #   docker build --build-arg GO_IMAGE_DIGEST=sha256:<digest> \
 #                --build-arg RUNTIME_IMAGE_DIGEST=sha256:<digest> .
@@ -39,6 +40,8 @@ ARG GO_IMAGE=golang:1.26-bookworm
 ARG GO_IMAGE_DIGEST=
 ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
 ARG RUNTIME_IMAGE_DIGEST=
+ARG SLIM_RUNTIME_IMAGE=gcr.io/distroless/static-debian12:nonroot
+ARG SLIM_RUNTIME_IMAGE_DIGEST=
 
 # ---------------------------------------------------------------------------
 # Build: the same script CI runs (scripts/build.sh), so a green CI proves this
@@ -72,6 +75,28 @@ RUN ldd /out/snowgate | tee /out/ldd.txt \
  && if grep -q 'not found' /out/ldd.txt \
     || grep -qvE '^[[:space:]]*(linux-vdso\.so\.1|libstdc\+\+\.so\.6|libm\.so\.6|libgcc_s\.so\.1|libc\.so\.6|libdl\.so\.2|libpthread\.so\.0|/lib64/ld-linux-x86-64\.so\.2|/lib/ld-linux-aarch64\.so\.1)[[:space:]]' /out/ldd.txt; \
     then echo "snowgate links a library distroless/cc does not ship; see above" >&2; exit 1; fi
+
+# The serve-only binary (no DuckDB, gosnowflake or plotting; static) for the
+# slim image and AWS Lambda: `docker build --target slim -t snowgate:slim .`
+RUN --mount=type=cache,target=/go/pkg/mod \
+    --mount=type=cache,target=/cache/go-build \
+    OUT=/out/snowgate-slim TAGS=slim,lambda.norpc CGO=0 VERSION="${VERSION}" bash scripts/build.sh
+
+# ---------------------------------------------------------------------------
+# Slim: the serve-only binary on distroless/static (CA certificates, tzdata;
+# no libc). It serves Snowflake, BigQuery, REST and, as a Lambda container
+# image, Redshift; backfill, sql, demo and bench are not in it.
+# ---------------------------------------------------------------------------
+FROM ${SLIM_RUNTIME_IMAGE}${SLIM_RUNTIME_IMAGE_DIGEST:+@}${SLIM_RUNTIME_IMAGE_DIGEST} AS slim
+COPY --from=build /out/snowgate-slim /usr/local/bin/snowgate
+USER 65532:65532
+ENV SNOWGATE_LISTEN=:8080
+EXPOSE 8080
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["snowgate", "healthcheck"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["snowgate"]
+CMD ["serve"]
 
 # ---------------------------------------------------------------------------
 # Runtime: the binary alone on distroless/cc (glibc, libstdc++, CA

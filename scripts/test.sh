@@ -24,6 +24,11 @@ go mod tidy -diff
 bin=$(mktemp -d)/snowgate
 OUT=$bin bash scripts/build.sh
 go test -race -count=1 -timeout 20m ./...
+# The serve-only static build (AWS Lambda, the slim image): its vet, its
+# tests, and the Lambda runtime test against that very binary.
+CGO_ENABLED=0 go vet -tags slim ./cmd/snowgate/ ./awslambda/
+CGO_ENABLED=0 go test -tags slim -count=1 ./cmd/snowgate/ ./awslambda/
+go test -count=1 -run '^TestLambdaRuntimeAPI$' ./cmd/snowgate/ -args -lambda.tags=slim,lambda.norpc
 go test -run '^$' -fuzz '^FuzzDecodeBatch$' -fuzztime 15s ./gateway/
 go test -run '^$' -fuzz '^FuzzDecodeEntity$' -fuzztime 10s ./locapi/
 # Each must give exactly what encoding/json gives.

@@ -4,6 +4,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -703,4 +704,13 @@ func TestDockerfileBaseImagesPinnable(t *testing.T) {
 	if goMod == nil || tag == nil || tag[1] != goMod[1] {
 		t.Errorf("ARG GO_IMAGE=%s builds with another Go release than go.mod's %v", args["GO_IMAGE"], goMod)
 	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
