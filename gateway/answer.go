@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"unsafe"
 
 	"github.com/snowgate/snowgate/cache"
@@ -79,27 +80,42 @@ func (s *Server) lookupText(ctx context.Context, b *batch) ([]cache.Outcome, cac
 // at all: the body holds the bytes between them, result.spans says where
 // each goes, and only gzipFast can read it (the answer is to be gzipped).
 func (s *Server) encodeAnswer(b *batch, outs []cache.Outcome, p *protocol, sparse bool) result {
-	w := &answerWriter{s: s, p: p, sparse: sparse && !p.quoted, spans: s.spanBuffer(len(outs))}
+	w := &answerWriter{s: s, p: p, sparse: sparse && !p.quoted}
+	if w.sparse {
+		w.spans = s.spanBuffer(len(outs))
+	}
 	w.buf = p.open(s.answerBuffer(answerSize(b, outs, p)), b.len())
+	plain := !w.sparse && !p.quoted // found records go in as they are
 	k := 0
 	for i, row := range b.rows {
 		if i > 0 {
 			w.buf = append(w.buf, ',')
 		}
-		if p.rowOpen != nil {
-			w.buf = p.rowOpen(w.buf, row)
+		if p.rowNumbers {
+			w.buf = append(w.buf, '[')
+			w.buf = strconv.AppendInt(w.buf, row, 10)
+			w.buf = append(w.buf, ',')
 		}
 		switch b.kinds[i] {
 		case idText:
-			w.outcome(row, b.ids[i], &outs[k])
+			o := &outs[k]
 			k++
+			if plain && o.Err == nil && o.Entry != nil && o.Status == locapi.Found && len(o.JSON) > 0 {
+				// The hot path: a found record's bytes, as they are.
+				w.buf = append(w.buf, o.JSON...)
+				w.rc.found++
+				break
+			}
+			w.outcome(row, b.ids[i], o)
 		case idNull:
 			w.buf = append(w.buf, "null"...)
 			w.rc.nullID++
 		default:
 			w.rowError(row, len(w.buf), b.bad[i])
 		}
-		w.buf = append(w.buf, p.rowClose...)
+		if p.rowNumbers {
+			w.buf = append(w.buf, ']')
+		}
 	}
 	w.buf = append(w.buf, p.close...)
 	return w.finish(b.len())
@@ -139,9 +155,7 @@ func (w *answerWriter) outcome(row int64, id string, o *cache.Outcome) {
 	switch {
 	case err != nil:
 		w.rowError(row, at, err)
-	case found:
-		w.spans = append(w.spans, span{at: at, memo: &o.Entry.Memo, js: o.JSON})
-	case w.p.quoted:
+	case w.p.quoted && !found:
 		w.buf, w.scratch = quoteValue(w.buf, at, w.scratch)
 	}
 }

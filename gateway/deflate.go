@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/crc32"
 	"math/bits"
@@ -403,10 +404,8 @@ func packRecord(js []byte) *packedRecord {
 }
 
 func indexFrom(b []byte, s string, from int) int {
-	for i := from; i+len(s) <= len(b); i++ {
-		if b[i] == s[0] && string(b[i:i+len(s)]) == s {
-			return i
-		}
+	if i := bytes.Index(b[from:], []byte(s)); i >= 0 {
+		return from + i
 	}
 	return -1
 }

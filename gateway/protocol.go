@@ -3,7 +3,6 @@ package gateway
 import (
 	"log/slog"
 	"net/http"
-	"strconv"
 
 	"github.com/gin-gonic/gin"
 )
@@ -17,10 +16,9 @@ type protocol struct {
 	// open starts the answer to a batch of n rows; close ends it.
 	open  func(buf []byte, n int) []byte
 	close string
-	// rowOpen, if set, comes before a row's value (Snowflake's "[row,"),
-	// rowClose after it.
-	rowOpen  func(buf []byte, row int64) []byte
-	rowClose string
+	// rowNumbers puts each row in Snowflake's [row,value] pair; else the
+	// values come bare.
+	rowNumbers bool
 	// quoted answers each non-null value as a JSON string holding it
 	// (Redshift's VARCHAR results).
 	quoted bool
@@ -68,15 +66,10 @@ const (
 
 // snowflakeProto is {"data":[[row,value],...]}.
 var snowflakeProto = &protocol{
-	name:  protoSnowflake,
-	open:  func(buf []byte, _ int) []byte { return append(buf, `{"data":[`...) },
-	close: "]}",
-	rowOpen: func(buf []byte, row int64) []byte {
-		buf = append(buf, '[')
-		buf = strconv.AppendInt(buf, row, 10)
-		return append(buf, ',')
-	},
-	rowClose:   "]",
+	name:       protoSnowflake,
+	open:       func(buf []byte, _ int) []byte { return append(buf, `{"data":[`...) },
+	close:      "]}",
+	rowNumbers: true,
 	rowWord:    "row",
 	sizeOption: "MAX_BATCH_ROWS = %d on the external function",
 	logIDs: func(h http.Header) []any {

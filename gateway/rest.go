@@ -33,7 +33,7 @@ import (
 // BatchTimeout) with no key, so they are synchronous and never replayed.
 // They cannot go through s.run: an entry of a batchGet answer wraps the
 // row's value with its id, a found flag and an error, which depend on the
-// row's outcome, and protocol's rowOpen sees only the row number. So this
+// row's outcome, and a protocol's envelope only puts row numbers around it. So this
 // file has its own encoders, which call the shared appendOutcome and
 // appendRowError for the value itself, and its own run, which writes the
 // same metrics and summary line as s.run.
