@@ -312,7 +312,7 @@ func retrying(ctx context.Context, p *pass, try func() ([]json.RawMessage, int, 
 			return nil, fmt.Errorf("status %d: %w", status, err)
 		}
 		if backoff.Sleep(ctx, delay) != nil {
-			return nil, fmt.Errorf("gave up: %w (last: status %d, %v)", ctx.Err(), status, err)
+			return nil, fmt.Errorf("gave up (last: status %d): %w", status, errors.Join(ctx.Err(), err))
 		}
 		delay = min(retryMax, 2*delay)
 	}

@@ -145,7 +145,7 @@ func (w *answerWriter) outcome(row int64, id string, o *cache.Outcome) {
 		w.rc.found++
 		return
 	case found && w.sparse:
-		w.spans = append(w.spans, span{at: at, memo: &o.Entry.Memo, js: o.JSON})
+		w.spans = append(w.spans, span{at: at, memo: &o.Memo, js: o.JSON})
 		w.skipped += len(o.JSON)
 		w.rc.found++
 		return

@@ -809,7 +809,7 @@ func TestRESTEndToEnd(t *testing.T) {
 				js, _ := json.Marshal(map[string][]string{"ids": batches[b]})
 				code, body, err := restCall(context.Background(), http.MethodPost, st.restBase()+"/locations:batchGet", js)
 				if err != nil || code != http.StatusOK {
-					errs <- fmt.Errorf("batch %d: %d %v %.200s", b, code, err, body)
+					errs <- fmt.Errorf("batch %d: %d %w %.200s", b, code, err, body)
 					return
 				}
 				answers[b] = body // each client writes its own indexes
