@@ -54,7 +54,7 @@ func newServeFlags(stdout io.Writer) (*flag.FlagSet, *serveFlags) {
 	numVar(fs, &cfg.MaxBody, "max-body", 10<<20, between[int64](1<<10, 1<<30),
 		"largest request body in bytes, after decompression (413 above)")
 	numVar(fs, &cfg.MaxResponse, "max-response", 10_000_000, between(1<<10, 1<<30),
-		"largest answer in bytes (10 MB for Snowflake, 6000000 behind AWS Lambda); above it the error names the MAX_BATCH_ROWS to set")
+		"largest answer in bytes (10 MB for Snowflake; 5000000, the default under AWS Lambda, where the answer travels escaped in a 6 MB payload); above it the error names the MAX_BATCH_ROWS to set")
 	numVar(fs, &cfg.BatchTimeout, "batch-timeout", 25*time.Second, between(time.Millisecond, time.Hour),
 		"time a POST waits for its batch; then 202 with --async, else unresolved rows follow --on-row-error")
 	fs.BoolVar(&cfg.Async, "async", false, "answer 202 to batches not done within --batch-timeout; Snowflake polls with GET")
