@@ -18,7 +18,9 @@ import (
 const benchSynopsis = `Measure snowgate on this machine to size a deployment, with no accounts and no
 network beyond 127.0.0.1: a SIMULATED provider (latency, jitter, rate limit,
 burst, faults), the gateway driven like Snowflake drives it (parallel gzip
-batches, retries with the same batch id, polling of 202s), a backfill of a
+batches, retries with the same batch id, polling of 202s), the same rows
+through Snowflake, BigQuery, REST and Redshift requests interleaved on one
+gateway and one cache (the mixed-protocol phase), a backfill of a
 DuckDB table by 'snowgate backfill' run as a child process, and the original
 workflow's strategy as a baseline on the same simulator settings. Every
 answered and stored row is checked against the simulator; the command exits
