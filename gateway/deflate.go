@@ -360,19 +360,24 @@ func (w *bitWriter) finish() bitString {
 }
 
 // packedRecord is a found record's encoding in the fixed code: the bits
-// of each value between its keys (with the closing brace after the last).
-// When the record is not shaped as EncodeRecord makes them, whole holds
-// all its bytes as literals instead.
+// of each value between its keys (with the closing brace after the last),
+// one after another in bits, value i from bit off[i] to off[i+1]. When the
+// record is not shaped as EncodeRecord makes them, whole holds all its
+// bytes as literals instead. crc and xpow let gzipFast add the record to
+// its checksum without reading its bytes (crcCombine).
 type packedRecord struct {
-	values [len(recordKeys)]bitString
-	vlen   [len(recordKeys)]int // the values' lengths in bytes
-	whole  *bitString
-	size   int
+	bits  bitString
+	off   [len(recordKeys) + 1]int
+	vlen  [len(recordKeys)]int // the values' lengths in bytes
+	whole *bitString
+	size  int
+	crc   uint32 // CRC-32 of the record's JSON
+	xpow  uint32 // crcPow(size)
 }
 
 // packRecord encodes a record's JSON once, for every answer after.
 func packRecord(js []byte) *packedRecord {
-	p := &packedRecord{size: len(js)}
+	p := &packedRecord{size: len(js), crc: crc32.ChecksumIEEE(js), xpow: crcPow(len(js))}
 	at := 0
 	var ends [len(recordKeys) + 1]int // value i is js[ends[i]-vlen[i]:ends[i]]
 	var starts [len(recordKeys)]int
@@ -394,12 +399,14 @@ func packRecord(js []byte) *packedRecord {
 		at = starts[i]
 	}
 	ends[len(recordKeys)-1] = len(js)
+	var w bitWriter
 	for i := range recordKeys {
 		v := js[starts[i]:ends[i]]
-		var w bitWriter
 		w.literals(fixed, v)
-		p.values[i], p.vlen[i] = w.finish(), len(v)
+		p.vlen[i] = len(v)
+		p.off[i+1] = len(w.out)*8 + int(w.n)
 	}
+	p.bits = w.finish()
 	return p
 }
 
@@ -413,9 +420,10 @@ func indexFrom(b []byte, s string, from int) int {
 // span is where a found record's JSON was copied into an answer, so the
 // encoder can send its packed form instead of its bytes.
 type span struct {
-	at   int // offset in the answer
-	memo *atomic.Pointer[any]
-	js   []byte
+	at     int // offset in the answer
+	memo   *atomic.Pointer[any]
+	js     []byte
+	packed *packedRecord // set by gzipFast
 }
 
 // deflater writes one answer's deflate stream.
@@ -436,6 +444,7 @@ func gzipFast(body []byte, spans []span, sparse bool, out []byte) []byte {
 	}
 	d.w.room(len(fixed.header.b))
 	d.w.bitString(fixed.header)
+	packAll(spans)
 	var crc uint32
 	at := 0 // in body
 	for _, s := range spans {
@@ -443,8 +452,9 @@ func gzipFast(body []byte, spans []span, sparse bool, out []byte) []byte {
 		d.w.literals(fixed, gap)
 		d.pos += len(gap)
 		crc = crc32.Update(crc, crc32.IEEETable, gap)
-		d.record(packedOf(s))
-		crc = crc32.Update(crc, crc32.IEEETable, s.js)
+		p := s.packed
+		d.record(p)
+		crc = crcCombine(crc, p.crc, p.xpow)
 		at = s.at
 		if !sparse {
 			at += len(s.js)
@@ -460,6 +470,27 @@ func gzipFast(body []byte, spans []span, sparse bool, out []byte) []byte {
 	out = binary.LittleEndian.AppendUint32(out, crc)
 	return binary.LittleEndian.AppendUint32(out, uint32(d.pos))
 }
+
+// packAll finds every span's packed record before any is written. The
+// records of a hot answer are all over the heap, and each is a chain of
+// loads (entry, memo, packed record, its bits) that mostly miss the CPU's
+// caches: taken one record at a time, every miss stalls the encoder, while
+// this loop, whose iterations do not depend on each other, has many in
+// flight at once. It also touches each record's bits for the same reason.
+func packAll(spans []span) {
+	var touch byte
+	for i := range spans {
+		p := packedOf(spans[i])
+		spans[i].packed = p
+		if p.whole == nil {
+			touch |= p.bits.b[0]
+		}
+	}
+	packSink.Store(uint32(touch))
+}
+
+// packSink keeps packAll's reads from being optimized away.
+var packSink atomic.Uint32
 
 // packedOf is the span's record packed, made and kept on first use.
 func packedOf(s span) *packedRecord {
@@ -528,13 +559,13 @@ func (d *deflater) record(p *packedRecord) {
 			// The reference and the value's first bits go in one store.
 			ref := uint64(k.bits) | (uint64(c.bits)|uint64(dist-int(distBase[dc]))<<c.n)<<k.n
 			n := uint(k.n) + uint(c.n) + uint(distExtra[dc])
-			v := p.values[i]
-			first := min(v.n, 56-int(n))
-			d.w.put(ref|bitsAt(v, 0, first)<<n, n+uint(first))
-			d.w.bitsFrom(v, first)
+			from, to := p.off[i], p.off[i+1]
+			first := min(to-from, 56-int(n))
+			d.w.put(ref|bitsAt(p.bits, from, first)<<n, n+uint(first))
+			d.w.bitsFrom(p.bits, from+first, to)
 		} else {
 			d.w.bitString(fixed.keyBits[i])
-			d.w.bitString(p.values[i])
+			d.w.bitsFrom(p.bits, p.off[i], p.off[i+1])
 		}
 		d.keys[i] = d.pos
 		d.pos += k.len + p.vlen[i]
@@ -547,10 +578,52 @@ func bitsAt(s bitString, off, n int) uint64 {
 	return binary.LittleEndian.Uint64(full[off>>3:]) >> (off & 7) & (1<<uint(n) - 1)
 }
 
-// bitsFrom writes s's bits from bit off on.
-func (w *bitWriter) bitsFrom(s bitString, off int) {
-	for ; off < s.n; off += 56 {
-		k := min(s.n-off, 56)
+// bitsFrom writes s's bits from bit off to bit end.
+func (w *bitWriter) bitsFrom(s bitString, off, end int) {
+	for ; off < end; off += 56 {
+		k := min(end-off, 56)
 		w.put(bitsAt(s, off, k), uint(k))
 	}
 }
+
+// The CRC-32 of a||b from the CRC-32s of a and b, without reading either
+// (as zlib's crc32_combine): crc(a||b) = crc(a)·x^(8·len(b)) + crc(b) in
+// GF(2)[x] modulo the CRC polynomial. A record's crc and x^(8·len) are
+// kept in its packedRecord, so a hot answer's checksum costs one
+// multiplication a record instead of a pass over its bytes.
+
+// crcCombine is the CRC-32 of a||b, given crcA, crcB and xpow =
+// crcPow(len(b)).
+func crcCombine(crcA, crcB, xpow uint32) uint32 { return gfMul(xpow, crcA) ^ crcB }
+
+// gfMul multiplies a and b modulo the CRC-32 polynomial, in hash/crc32's
+// reflected bit order (bit 31 is x^0), without branches.
+func gfMul(a, b uint32) uint32 {
+	var p uint32
+	for range 32 {
+		p ^= b & -(a >> 31)
+		a <<= 1
+		b = b>>1 ^ crc32.IEEE&-(b&1)
+	}
+	return p
+}
+
+// crcPow is x^(8n) modulo the CRC-32 polynomial.
+func crcPow(n int) uint32 {
+	p := uint32(1) << 31 // x^0
+	for k := 3; n > 0; k, n = k+1, n>>1 {
+		if n&1 != 0 {
+			p = gfMul(p, x2n[k])
+		}
+	}
+	return p
+}
+
+// x2n[k] is x^(2^k) modulo the CRC-32 polynomial.
+var x2n = func() (t [64]uint32) {
+	t[0] = 1 << 30 // x^1
+	for k := 1; k < len(t); k++ {
+		t[k] = gfMul(t[k-1], t[k-1])
+	}
+	return t
+}()

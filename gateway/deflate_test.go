@@ -6,10 +6,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/klauspost/compress/gzip"
+	"hash/crc32"
 	"io"
+	"math/rand/v2"
 	"strings"
 	"testing"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/locapi"
@@ -211,4 +214,23 @@ func BenchmarkAnswerGzip(b *testing.B) {
 		}
 		b.ReportMetric(float64(len(res.body))/float64(buf.Len()), "ratio")
 	})
+}
+
+// TestCRCCombine: the checksum of a||b made from the checksums of a and b
+// is hash/crc32's, for lengths around every power of two gzipFast meets.
+func TestCRCCombine(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{0, 1, 2, 3, 7, 8, 9, 63, 64, 65, 255, 256, 1000, 4096, 70000} {
+		a, b := make([]byte, rng.IntN(300)), make([]byte, n)
+		for i := range a {
+			a[i] = byte(rng.Uint32())
+		}
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		got := crcCombine(crc32.ChecksumIEEE(a), crc32.ChecksumIEEE(b), crcPow(len(b)))
+		if want := crc32.ChecksumIEEE(append(a, b...)); got != want {
+			t.Fatalf("len(a) %d, len(b) %d: combined %08x; want %08x", len(a), n, got, want)
+		}
+	}
 }
