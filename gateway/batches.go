@@ -25,6 +25,8 @@ import (
 //	j, started, err := e.Begin(ctx, jobSpec{key, rows, digest, async}, log)
 //	if started { go func() { ctx, cancel := e.Context(j); ...; e.Finish(j, a) }() }
 //	a, st := e.Await(ctx, j)
+//	... write a ...
+//	e.Release(j)
 type batches struct {
 	cfg  Config // the settings above, with their defaults
 	jobs *jobTable
@@ -47,6 +49,9 @@ type answer struct {
 	status  int
 	body    []byte
 	gzipped bool
+	// free takes body back once the job is dropped and nothing holds it
+	// (jobTable.free), for reuse; nil leaves it to the garbage collector.
+	free func([]byte)
 }
 
 // awaitStatus is what Await and Poll found.
@@ -103,13 +108,21 @@ type jobSpec struct {
 // is false; errReused if its rows differ), an answer another replica kept
 // (a finished job, started false), or a new job admitted against the
 // in-flight cap (started is true: the caller runs it and calls Finish).
+// The job is held: its answer stays as it is until the caller calls
+// Release, after sending it. A caller that hands the body on instead never
+// releases it, and leaves it to the garbage collector.
 func (e *batches) Begin(ctx context.Context, spec jobSpec, log *slog.Logger) (j *job, started bool, err error) {
 	key, digest := spec.key, spec.digest
-	if old := e.jobs.get(key, time.Now()); old != nil && !old.failed() {
-		if !old.sameRows(digest) {
+	if old := e.jobs.hold(key, time.Now()); old != nil {
+		switch {
+		case old.failed(): // a retry starts it again
+			e.jobs.release(old)
+		case !old.sameRows(digest):
+			e.jobs.release(old)
 			return nil, false, errReused
+		default:
+			return old, false, nil
 		}
-		return old, false, nil
 	}
 	st := claimNone
 	if e.cfg.Shared != nil && key != "" {
@@ -186,22 +199,28 @@ func (e *batches) Await(ctx context.Context, j *job) (answer, awaitStatus) {
 }
 
 // Poll answers a poll for key without waiting: done, pending, or unknown
-// (here, and with a shared store to every replica).
-func (e *batches) Poll(ctx context.Context, key string) (answer, awaitStatus) {
-	j := e.jobs.get(key, time.Now())
+// (here, and with a shared store to every replica). The job it answers
+// from, if any, is held until the caller calls Release(j).
+func (e *batches) Poll(ctx context.Context, key string) (answer, awaitStatus, *job) {
+	j := e.jobs.hold(key, time.Now())
 	switch {
 	case j == nil && e.cfg.Shared != nil:
-		return e.pollShared(ctx, key)
+		a, st := e.pollShared(ctx, key)
+		return a, st, nil
 	case j == nil:
-		return answer{}, awaitUnknown
+		return answer{}, awaitUnknown, nil
 	}
 	select {
 	case <-j.done:
-		return j.answer, awaitDone
+		return j.answer, awaitDone, j
 	default:
-		return answer{}, awaitPending
+		return answer{}, awaitPending, j
 	}
 }
+
+// Release gives back the hold Begin or Poll took on j (nil: none), once
+// its answer is sent or given up.
+func (e *batches) Release(j *job) { e.jobs.release(j) }
 
 // IsAsync reports whether an Await has answered pending for j so far.
 func (e *batches) IsAsync(j *job) bool { return e.jobs.isAsync(j) }

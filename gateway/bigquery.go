@@ -107,6 +107,7 @@ func (s *Server) postBigQuery(c *gin.Context) {
 		j.compress = s.cfg.Shared == nil && acceptsGzip(c.Request.Header.Get("Accept-Encoding"))
 		go s.run(j, b, bigqueryProto, log, start)
 	}
+	defer s.batches.Release(j)
 	if a, st := s.batches.Await(c.Request.Context(), j); st == awaitDone {
 		s.writeAnswer(c, bigqueryProto, a)
 		return

@@ -40,6 +40,15 @@ type job struct {
 	// stopRenew ends the renewal of this replica's claim (nil: none).
 	stopRenew func()
 
+	// Under jobTable.mu: holds counts the requests that may still send the
+	// answer (Begin and Poll take one, Release gives it back), dropped
+	// that the table no longer keeps the job, and cost the bytes it counts
+	// against the byte cap. A body from a pool goes back to it once the
+	// job is dropped and nothing holds it.
+	holds   int
+	dropped bool
+	cost    int64
+
 	done    chan struct{}
 	answer  // set by Finish before done is closed
 	expires time.Time
@@ -121,6 +130,7 @@ func (t *jobTable) start(spec jobSpec, now time.Time, st claimState) (j *job, st
 		if !old.sameRows(digest) {
 			return nil, false, errReused
 		}
+		old.holds++
 		return old, false, nil
 	}
 	if t.draining {
@@ -129,7 +139,7 @@ func (t *jobTable) start(spec jobSpec, now time.Time, st claimState) (j *job, st
 	if t.rowsInFlight > 0 && t.rowsInFlight+rows > t.maxRows {
 		return nil, false, errOverloaded
 	}
-	j = &job{key: key, rows: rows, digest: digest, mayAsync: spec.async, shared: st, done: make(chan struct{})}
+	j = &job{key: key, rows: rows, digest: digest, mayAsync: spec.async, shared: st, done: make(chan struct{}), holds: 1}
 	t.rowsInFlight += rows
 	t.running++
 	if key != "" {
@@ -144,6 +154,39 @@ func (t *jobTable) get(key string, now time.Time) *job {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.lookup(key, now)
+}
+
+// hold is get, holding the job it returns (see Release).
+func (t *jobTable) hold(key string, now time.Time) *job {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	j := t.lookup(key, now)
+	if j != nil {
+		j.holds++
+	}
+	return j
+}
+
+// release gives back a hold on j (nil: none).
+func (t *jobTable) release(j *job) {
+	if j == nil {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	j.holds--
+	t.free(j)
+}
+
+// free returns a dropped job's pooled body to its pool once nothing holds
+// it. The body is cleared, so a stray reader would find it empty rather
+// than another batch's answer.
+func (t *jobTable) free(j *job) {
+	if !j.dropped || j.holds > 0 || j.free == nil || j.body == nil {
+		return
+	}
+	j.free(j.body)
+	j.body, j.free = nil, nil
 }
 
 func (t *jobTable) lookup(key string, now time.Time) *job {
@@ -240,15 +283,21 @@ func (t *jobTable) finish(j *job, now time.Time) {
 	if j.async {
 		t.asyncRunning--
 	}
-	if j.key != "" {
-		if int64(len(j.body)) <= t.maxBytes {
-			j.expires = now.Add(t.ttl)
-			t.kept = append(t.kept, j)
-			t.keptBytes += int64(len(j.body))
-			t.evict(now, false)
-		} else {
-			delete(t.byKey, j.key)
-		}
+	j.cost = int64(len(j.body))
+	if j.free != nil { // its whole buffer stays
+		j.cost = int64(cap(j.body))
+	}
+	switch {
+	case j.key == "":
+		j.dropped = true
+	case j.cost <= t.maxBytes:
+		j.expires = now.Add(t.ttl)
+		t.kept = append(t.kept, j)
+		t.keptBytes += j.cost
+		t.evict(now, false)
+	default:
+		delete(t.byKey, j.key)
+		j.dropped = true
 	}
 	close(j.done)
 	if t.draining && t.running == 0 {
@@ -277,7 +326,9 @@ func (t *jobTable) evict(now time.Time, expired bool) {
 		if t.byKey[j.key] == j {
 			delete(t.byKey, j.key)
 		}
-		t.keptBytes -= int64(len(j.body))
+		t.keptBytes -= j.cost
+		j.dropped = true
+		t.free(j)
 		t.kept[t.keptHead] = nil
 		t.keptHead++
 	}

@@ -91,6 +91,8 @@ func (s *Server) Redshift(ctx context.Context, event []byte) []byte {
 		return s.refuseRedshift(log, http.StatusServiceUnavailable, outcomeFailed, err)
 	}
 	go s.run(j, ev.b, redshiftProto, log, start)
+	// Not released: the body is handed on to be sent after this returns,
+	// so it is left to the garbage collector, not to the pool.
 	a, st := s.batches.Await(ctx, j)
 	switch {
 	case st != awaitDone:

@@ -335,6 +335,7 @@ func (s *Server) startREST(c *gin.Context, b *batch, log *slog.Logger, start tim
 	if started { // always, for a batch without a key
 		go s.runREST(j, b, log, start, enc)
 	}
+	defer s.batches.Release(j)
 	switch a, st := s.batches.Await(c.Request.Context(), j); {
 	case st != awaitDone:
 		// The client left; nobody reads this.
@@ -395,7 +396,11 @@ func (s *Server) runREST(j *job, b *batch, log *slog.Logger, start time.Time, en
 	s.met.observeRows(protoREST, res.rows)
 	s.met.observeLookups(protoREST, res.stats)
 	s.logSummary(log, b, restProto, res, d, false)
-	s.batches.Finish(j, answer{status: res.status, body: res.body})
+	a := answer{status: res.status, body: res.body}
+	if res.pooled {
+		a.free = s.recycleAnswer
+	}
+	s.batches.Finish(j, a)
 }
 
 // encodeLocations is the batchGet answer: one entry per input id, in

@@ -109,6 +109,7 @@ func checkFormat(h http.Header) error {
 // asynchronous, and if the client leaves the job goes on and keeps its
 // answer for Snowflake's retry.
 func (s *Server) await(c *gin.Context, j *job) {
+	defer s.batches.Release(j)
 	switch a, st := s.batches.Await(c.Request.Context(), j); st {
 	case awaitDone:
 		s.writeAnswer(c, snowflakeProto, a)
@@ -129,7 +130,9 @@ func (s *Server) poll(c *gin.Context) {
 		writeText(c, http.StatusBadRequest, "GET needs the "+hdrBatchID+" header: it only polls an asynchronous batch")
 		return
 	}
-	switch a, st := s.batches.Poll(c.Request.Context(), jobKey(s.cfg.Path, id)); {
+	a, st, j := s.batches.Poll(c.Request.Context(), jobKey(s.cfg.Path, id))
+	defer s.batches.Release(j)
+	switch {
 	case st == awaitDone:
 		s.writeAnswer(c, snowflakeProto, a)
 	case st == awaitPending:
