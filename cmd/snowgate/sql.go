@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"database/sql"
 	"encoding/csv"
@@ -13,18 +14,20 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
+	"github.com/mattn/go-runewidth"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 
 	"github.com/snowgate/snowgate/cache"
 	"github.com/snowgate/snowgate/duckfn"
 	"github.com/snowgate/snowgate/gateway"
+	"github.com/snowgate/snowgate/locapi"
 	"github.com/snowgate/snowgate/stack"
 )
 
@@ -482,13 +485,14 @@ func (p *printer) jsonRow(vals []any) error {
 		if b, ok := v.([]byte); ok {
 			v = string(b)
 		}
-		j, err := json.Marshal(v)
+		j, err := appendJSON(line, v)
 		if err != nil {
 			if j, err = json.Marshal(fmt.Sprint(v)); err != nil {
 				return err
 			}
+			j = append(line, j...)
 		}
-		line = append(line, j...)
+		line = j
 	}
 	_, err := p.w.Write(append(line, '}', '\n'))
 	return err
@@ -506,11 +510,11 @@ func (p *printer) end() error {
 	}
 	widths := make([]int, len(p.cols))
 	for i, c := range p.cols {
-		widths[i] = utf8.RuneCountInString(c)
+		widths[i] = runewidth.StringWidth(c)
 	}
 	for _, r := range p.table {
 		for i, c := range r {
-			widths[i] = max(widths[i], utf8.RuneCountInString(c))
+			widths[i] = max(widths[i], runewidth.StringWidth(c))
 		}
 	}
 	dashes := make([]string, len(widths))
@@ -532,8 +536,9 @@ func (p *printer) end() error {
 	return err
 }
 
-// tableLine appends one line of cells padded to widths; the last is not
-// padded, so no line ends in blanks.
+// tableLine appends one line of cells padded to widths, in terminal
+// columns (a CJK character takes two, a combining mark none); the last is
+// not padded, so no line ends in blanks.
 func tableLine(b []byte, cells []string, widths []int) []byte {
 	for i, c := range cells {
 		if i > 0 {
@@ -541,7 +546,7 @@ func tableLine(b []byte, cells []string, widths []int) []byte {
 		}
 		b = append(b, c...)
 		if i < len(cells)-1 {
-			b = append(b, strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c))...)
+			b = append(b, strings.Repeat(" ", widths[i]-runewidth.StringWidth(c))...)
 		}
 	}
 	return append(b, '\n')
@@ -550,8 +555,8 @@ func tableLine(b []byte, cells []string, widths []int) []byte {
 func (p *printer) flush() error { return p.w.Flush() }
 
 // cellText is a value as text for a table or CSV cell, and whether it is
-// NULL. JSON values (the driver hands them decoded) and nested types are
-// printed as compact JSON.
+// NULL. JSON values and nested types are printed as compact JSON
+// (appendJSON).
 func cellText(v any) (string, bool) {
 	switch x := v.(type) {
 	case nil:
@@ -567,10 +572,98 @@ func cellText(v any) (string, bool) {
 	case time.Time:
 		return x.Format(time.RFC3339Nano), false
 	case map[string]any, []any:
-		b, err := json.Marshal(x)
+		b, err := appendJSON(nil, x)
 		if err == nil {
 			return string(b), false
 		}
 	}
 	return fmt.Sprint(v), false
 }
+
+// appendJSON appends v as compact JSON, as json.Marshal does, except for
+// the order of an object's keys: the driver hands a JSON value decoded, its
+// objects as maps, so their order is lost, and json.Marshal would sort
+// them. The keys of resolve_location's value come back in the gateway's
+// order instead (variantKeys), so a record prints as the VARIANT text
+// Snowflake gets; other keys follow, sorted.
+func appendJSON(b []byte, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		slices.SortFunc(keys, func(a, b string) int {
+			ra, oka := variantKeys[a]
+			rb, okb := variantKeys[b]
+			switch {
+			case oka && okb:
+				return ra - rb
+			case oka != okb:
+				if oka {
+					return -1
+				}
+				return 1
+			}
+			return strings.Compare(a, b)
+		})
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			kj, err := json.Marshal(k)
+			if err != nil {
+				return nil, err
+			}
+			b = append(append(b, kj...), ':')
+			if b, err = appendJSON(b, x[k]); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, '}'), nil
+	case []any:
+		b = append(b, '[')
+		for i, e := range x {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			var err error
+			if b, err = appendJSON(b, e); err != nil {
+				return nil, err
+			}
+		}
+		return append(b, ']'), nil
+	}
+	j, err := json.Marshal(v)
+	return append(b, j...), err
+}
+
+// variantKeys ranks the keys of the gateway's VARIANT in its order, read
+// from what gateway.EncodeRecord writes for a record with every field set.
+var variantKeys = func() map[string]int {
+	s, f := "x", 1.0
+	js, err := gateway.EncodeRecord(&locapi.Record{ID: s, Label: &s, GeoLabel: &s, StreetAddress: &s,
+		CityLabel: &s, PostalCode: &s, CountryLabel: &s, Latitude: &f, Longitude: &f})
+	rank := map[string]int{}
+	if err != nil {
+		return rank
+	}
+	dec := json.NewDecoder(bytes.NewReader(js))
+	if _, err := dec.Token(); err != nil { // {
+		return rank
+	}
+	for dec.More() {
+		k, err := dec.Token()
+		name, ok := k.(string)
+		if err != nil || !ok {
+			return rank
+		}
+		rank[name] = len(rank)
+		var skip json.RawMessage
+		if dec.Decode(&skip) != nil {
+			return rank
+		}
+	}
+	return rank
+}()

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snowgate/snowgate/gateway"
+	"github.com/snowgate/snowgate/locapi"
 	"github.com/snowgate/snowgate/sim"
 )
 
@@ -114,6 +116,24 @@ func sqlWant(t *testing.T, s *sim.Running, id string) map[string]any {
 	}
 }
 
+// sqlWantText is the gateway's VARIANT text for a found ID.
+func sqlWantText(t *testing.T, s *sim.Running, id string) string {
+	t.Helper()
+	_, body := s.Expected(id)
+	var e sim.Entity
+	if err := json.Unmarshal(body, &e); err != nil {
+		t.Fatal(err)
+	}
+	l := e.Location
+	js, err := gateway.EncodeRecord(&locapi.Record{ID: e.ID, Label: e.Label, GeoLabel: l.GeoLabel,
+		StreetAddress: l.StreetAddress, CityLabel: l.CityLabel, PostalCode: l.PostalCode,
+		CountryLabel: l.CountryLabel, Latitude: l.Latitude, Longitude: l.Longitude})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(js)
+}
+
 func TestSQLFormats(t *testing.T) {
 	cleanEnv(t)
 	s, up := sqlSim(t, sim.Config{Seed: 1})
@@ -132,6 +152,11 @@ func TestSQLFormats(t *testing.T) {
 	if err := json.Unmarshal([]byte(recs[1][2]), &r); err != nil || !reflect.DeepEqual(r, want) {
 		t.Errorf("csv: r = %s; want %v", recs[1][2], want)
 	}
+	// Byte for byte the gateway's VARIANT, keys in its order, though the
+	// driver hands the value decoded.
+	if text := sqlWantText(t, s, "Q000001"); recs[1][2] != text {
+		t.Errorf("csv: r = %s; want the gateway's text %s", recs[1][2], text)
+	}
 
 	out, err = runSQLArgs(t, append(up, "--format", "json", q)...)
 	if err != nil {
@@ -145,8 +170,13 @@ func TestSQLFormats(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &row); err != nil || row.X != "a,b" || row.N != nil || !reflect.DeepEqual(row.R, want) {
 		t.Errorf("json: got %q (%v); want one object with x, a null n and the record", out, err)
 	}
-	if !strings.HasPrefix(out, `{"x":"a,b","n":null,"r":{`) {
-		t.Errorf("json: got %q; want the keys in column order", out)
+	if want := `{"x":"a,b","n":null,"r":` + sqlWantText(t, s, "Q000001") + "}\n"; out != want {
+		t.Errorf("json: got %q; want the keys in column order and the record as the gateway writes it, %q", out, want)
+	}
+	// Other JSON keeps json.Marshal's form: keys sorted, HTML escaped.
+	out, err = runSQLArgs(t, "--format", "csv", `SELECT '{"b":[1,{"z":"<&>","a":null}],"a":2.5}'::JSON AS j`)
+	if want := "j\n" + `"{""a"":2.5,""b"":[1,{""a"":null,""z"":""\u003c\u0026\u003e""}]}"` + "\n"; err != nil || out != want {
+		t.Errorf("other JSON: got %q (%v); want %q", out, err, want)
 	}
 
 	out, err = runSQLArgs(t, append(up, "--format", "table", "SELECT 'abc' AS long_name, NULL AS n UNION ALL SELECT 'z', 2 ORDER BY 1")...)
@@ -156,6 +186,16 @@ func TestSQLFormats(t *testing.T) {
 	wantTable := "long_name  n\n---------  ----\nabc        NULL\nz          2\n(2 rows)\n"
 	if out != wantTable {
 		t.Errorf("table: got\n%s\nwant\n%s", out, wantTable)
+	}
+	// Padded in terminal columns: 東京 takes four, e plus a combining
+	// acute accent one.
+	out, err = runSQLArgs(t, "--format", "table", "SELECT '東京' AS city, 'x' AS k UNION ALL SELECT 'Paris', 'y' UNION ALL SELECT 'Le\u0301on', 'z' ORDER BY k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTable = "city   k\n-----  -\n東京   x\nParis  y\nLe\u0301on   z\n(3 rows)\n"
+	if out != wantTable {
+		t.Errorf("table of wide text: got\n%s\nwant\n%s", out, wantTable)
 	}
 }
 
