@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"unsafe"
 
 	"github.com/aws/aws-lambda-go/lambda"
 
@@ -56,14 +57,14 @@ const (
 // lambda.NewHandler. It implements lambda.Handler itself, so it receives
 // the event's bytes as they are and its answers are sent as they are.
 func Handler(gw *gateway.Server) lambda.Handler {
-	return &handler{http: gw.Handler(), redshiftAnswer: gw.Redshift}
+	return &handler{http: gw.Handler(), redshiftAnswer: gw.RedshiftWith}
 }
 
 // handler answers invocations; it keeps no state between them, so
 // concurrent invocations (Lambda's multi-concurrency) are safe.
 type handler struct {
 	http           http.Handler // serves proxy events
-	redshiftAnswer func(ctx context.Context, event []byte) []byte
+	redshiftAnswer func(ctx context.Context, event []byte, use func(answer []byte))
 }
 
 // Invoke answers one invocation. An event of no known shape is an error,
@@ -107,7 +108,11 @@ func sniff(event []byte) (eventKind, error) {
 // string, the payload Redshift's documented Python handler returns
 // (json.dumps of the answer): Redshift reads the answer from that string.
 func (h *handler) redshift(ctx context.Context, event []byte) []byte {
-	out := jsontext.AppendString(nil, string(h.redshiftAnswer(ctx, event)), false)
+	var out []byte
+	h.redshiftAnswer(ctx, event, func(answer []byte) {
+		// answer is valid until this returns, so it is read in place.
+		out = jsontext.AppendString(make([]byte, 0, len(answer)+len(answer)/4+2), unsafe.String(unsafe.SliceData(answer), len(answer)), false)
+	})
 	if len(out) > MaxPayload {
 		// Measured as sent: the string form escapes every quote.
 		msg := fmt.Sprintf("the answer is %d bytes as a Lambda payload, over Lambda's %d: lower MAX_BATCH_ROWS or MAX_BATCH_SIZE",

@@ -182,7 +182,7 @@ func TestRedshiftPayloadIsAJSONString(t *testing.T) {
 // aside) makes of the answer, through lambda.NewHandler too.
 func TestRedshiftStringEscapes(t *testing.T) {
 	answer := "{\"success\":false,\"error_msg\":\"<a & b> \\\"q\\\" \u2028 ż\"}"
-	h := &handler{redshiftAnswer: func(context.Context, []byte) []byte { return []byte(answer) }}
+	h := &handler{redshiftAnswer: func(_ context.Context, _ []byte, use func([]byte)) { use([]byte(answer)) }}
 	out, err := lambda.NewHandler(h).Invoke(context.Background(), []byte(`{"arguments":[]}`))
 	if err != nil {
 		t.Fatal(err)

@@ -144,7 +144,7 @@ func TestAnswerOverLambdaPayloadIs400(t *testing.T) {
 		t.Fatalf("got %d %.200q; want 400 naming Lambda's limit and MAX_BATCH_ROWS", resp.StatusCode, resp.Body)
 	}
 	huge := `{"success":true,"results":["` + strings.Repeat(`\"`, MaxPayload/3) + `"]}`
-	rh := &handler{redshiftAnswer: func(context.Context, []byte) []byte { return []byte(huge) }}
+	rh := &handler{redshiftAnswer: func(_ context.Context, _ []byte, use func([]byte)) { use([]byte(huge)) }}
 	out := invoke(t, rh, []byte(`{"arguments":[]}`))
 	var text string
 	if err := json.Unmarshal(out, &text); err != nil || len(out) > MaxPayload ||
@@ -164,7 +164,7 @@ func FuzzInvoke(f *testing.F) {
 	}
 	var got seen
 	h := echo(&got)
-	h.redshiftAnswer = func(_ context.Context, ev []byte) []byte { return ev }
+	h.redshiftAnswer = func(_ context.Context, ev []byte, use func([]byte)) { use(ev) }
 	f.Fuzz(func(t *testing.T, event []byte) {
 		out, err := h.Invoke(context.Background(), event)
 		if err == nil && !json.Valid(out) {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -70,6 +71,24 @@ func redshiftError(msg string) []byte {
 // reached here), and a batch that does come again finds its IDs in the
 // cache, so a second run costs no provider call.
 func (s *Server) Redshift(ctx context.Context, event []byte) []byte {
+	var out []byte
+	s.RedshiftWith(ctx, event, func(answer []byte) { out = bytes.Clone(answer) })
+	return out
+}
+
+// RedshiftWith is Redshift handing the answer to use instead of returning
+// it. use must not keep answer: once use returns, its buffer goes back to
+// the gateway's pool for the next answer, which saves every invocation
+// an answer's worth of fresh memory (a megabyte for 4,096 rows).
+func (s *Server) RedshiftWith(ctx context.Context, event []byte, use func(answer []byte)) {
+	if failed := s.redshift(ctx, event, use); failed != nil {
+		use(failed)
+	}
+}
+
+// redshift is RedshiftWith's work: it hands a batch's answer to use and
+// returns nil, or returns the error answer of a batch that did not run.
+func (s *Server) redshift(ctx context.Context, event []byte, use func(answer []byte)) []byte {
 	start := time.Now()
 	ev, err := s.decodeRedshift(event)
 	log := s.logger(redshiftProto, ev.ids)
@@ -91,8 +110,7 @@ func (s *Server) Redshift(ctx context.Context, event []byte) []byte {
 		return s.refuseRedshift(log, http.StatusServiceUnavailable, outcomeFailed, err)
 	}
 	go s.run(j, ev.b, redshiftProto, log, start)
-	// Not released: the body is handed on to be sent after this returns,
-	// so it is left to the garbage collector, not to the pool.
+	defer s.batches.Release(j)
 	a, st := s.batches.Await(ctx, j)
 	switch {
 	case st != awaitDone:
@@ -101,7 +119,8 @@ func (s *Server) Redshift(ctx context.Context, event []byte) []byte {
 	case a.status != http.StatusOK:
 		return redshiftError(string(a.body))
 	}
-	return a.body
+	use(a.body)
+	return nil
 }
 
 // refuseRedshift answers an event that will not run, with its summary line.

@@ -606,3 +606,32 @@ func TestRedshiftSQLScripts(t *testing.T) {
 		t.Fatalf("found %d key reads in examples.sql; want the examples' dozens", used)
 	}
 }
+
+// TestRedshiftAnswerIsItsOwn: Redshift's answer stays as it was while
+// later invocations reuse the gateway's buffers (RedshiftWith's answer is
+// only lent), and RedshiftWith hands each answer to use exactly once.
+func TestRedshiftAnswerIsItsOwn(t *testing.T) {
+	s := newServer(t, newFake("Q1", "Q2", "Q3"), Config{})
+	first := s.Redshift(context.Background(), redshiftEventFor([]string{"Q1", "Q2"}))
+	kept := string(first)
+	for _, ids := range [][]string{{"Q3", "Q2"}, {"Q2", "Q3", "Q1"}, {"Q3"}} {
+		calls := 0
+		s.RedshiftWith(context.Background(), redshiftEventFor(ids), func(answer []byte) {
+			calls++
+			if n := len(resultTexts(t, decodeAnswer(t, answer))); n != len(ids) {
+				t.Fatalf("%v: %d results; want %d", ids, n, len(ids))
+			}
+		})
+		if calls != 1 {
+			t.Fatalf("%v: use called %d times; want once", ids, calls)
+		}
+	}
+	s.RedshiftWith(context.Background(), []byte(`{`), func(answer []byte) {
+		if !strings.Contains(string(answer), `"success":false`) {
+			t.Fatalf("a malformed event: %s; want success false", answer)
+		}
+	})
+	if string(first) != kept {
+		t.Fatalf("the first answer changed under later invocations:\n%s\nwas\n%s", first, kept)
+	}
+}
