@@ -117,6 +117,23 @@ func TestBatchesWithoutProtocol(t *testing.T) {
 			t.Fatalf("a batch without a key, released: body %q, freed %q; want it freed", keyless.body, freed)
 		}
 	})
+	t.Run("a body the shared store gets is never reused", func(t *testing.T) {
+		jt := newJobTable(time.Minute, 10, 1, 1<<20, nil)
+		freed := 0
+		now := time.Now()
+		for _, key := range []string{"a", "b"} {
+			j, _, err := jt.start(jobSpec{key: key, rows: 1, digest: 1}, now, claimHeld)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j.answer = answer{status: 200, body: []byte(key), free: func([]byte) { freed++ }}
+			jt.finish(j, now) // b pushes a out (one kept at most)
+			jt.release(j)
+		}
+		if freed != 0 {
+			t.Fatalf("%d bodies freed; want none: the store may still read them", freed)
+		}
+	})
 	t.Run("gone, overloaded, draining", func(t *testing.T) {
 		e := newEngine(t, Config{MaxInflightRows: 3})
 		j, _, _ := e.Begin(ctx, jobSpec{key: "", rows: 3, digest: 0, async: true}, e.log)

@@ -283,6 +283,11 @@ func (t *jobTable) finish(j *job, now time.Time) {
 	if j.async {
 		t.asyncRunning--
 	}
+	if j.shared != claimNone {
+		// The shared store is handed the body after this, outside the
+		// lock (batches.release, republish): it is never reused.
+		j.free = nil
+	}
 	j.cost = int64(len(j.body))
 	if j.free != nil { // its whole buffer stays
 		j.cost = int64(cap(j.body))
