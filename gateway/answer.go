@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"unsafe"
 
 	"github.com/snowgate/snowgate/cache"
@@ -279,9 +280,13 @@ func (s *Server) recycleSpans(sp []span) {
 }
 
 // recycle gives back an answer buffer that nothing refers to any more.
-func (s *Server) recycle(buf []byte) {
+func (s *Server) recycle(buf []byte) { putBuffer(&s.answers, buf) }
+
+// putBuffer gives an empty buf to p, unless it is too big to keep.
+func putBuffer(p *sync.Pool, buf []byte) {
 	if cap(buf) <= maxPooledAnswer {
-		s.answers.Put(&buf)
+		buf = buf[:0]
+		p.Put(&buf)
 	}
 }
 

@@ -50,7 +50,7 @@ type answer struct {
 	body    []byte
 	gzipped bool
 	// free takes body back once the job is dropped and nothing holds it
-	// (jobTable.free), for reuse; nil leaves it to the garbage collector.
+	// (jobTable.giveBack), for reuse; nil leaves it to the garbage collector.
 	free func([]byte)
 }
 

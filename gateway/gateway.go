@@ -247,15 +247,12 @@ type Server struct {
 	// batch id.
 	digestSeed maphash.Seed
 
-	bodies  sync.Pool // *bytes.Buffer for request bodies, and scratch for compressed answers
-	answers sync.Pool // *[]byte: answer buffers no job keeps (see answerBuffer)
-	gzipped sync.Pool // *[]byte: gzipAnswer's buffers no job keeps
-	// recycleAnswer and recycleGz are recycle and recycleGzipped, made
-	// once, for answer.free.
-	recycleAnswer, recycleGz func([]byte)
-	spanPool                 sync.Pool // *[]span: see spanBuffer
-	gzips                    sync.Pool // *gzip.Writer
-	serving                  atomic.Bool
+	bodies   sync.Pool // *bytes.Buffer for request bodies, and scratch for compressed answers
+	answers  sync.Pool // *[]byte: answer buffers no job keeps (see answerBuffer)
+	gzipped  sync.Pool // *[]byte: gzipAnswer's buffers no job keeps
+	spanPool sync.Pool // *[]span: see spanBuffer
+	gzips    sync.Pool // *gzip.Writer
+	serving  atomic.Bool
 }
 
 // New returns a Server answering through res. reg registers the gateway's
@@ -273,7 +270,6 @@ func New(res Resolver, cfg Config, reg prometheus.Registerer) (*Server, error) {
 		return nil, fmt.Errorf("gateway: %w", err)
 	}
 	s := &Server{cfg: cfg, res: res, log: cfg.Logger, met: met, digestSeed: maphash.MakeSeed()}
-	s.recycleAnswer, s.recycleGz = s.recycle, s.recycleGzipped
 	if cfg.AuthSecret != "" {
 		s.authSum = sum256(cfg.AuthSecret)
 	}

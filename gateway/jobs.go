@@ -175,13 +175,13 @@ func (t *jobTable) release(j *job) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	j.holds--
-	t.free(j)
+	t.giveBack(j)
 }
 
-// free returns a dropped job's pooled body to its pool once nothing holds
+// giveBack hands a dropped job's body to answer.free once nothing holds
 // it. The body is cleared, so a stray reader would find it empty rather
 // than another batch's answer.
-func (t *jobTable) free(j *job) {
+func (t *jobTable) giveBack(j *job) {
 	if !j.dropped || j.holds > 0 || j.free == nil || j.body == nil {
 		return
 	}
@@ -333,7 +333,7 @@ func (t *jobTable) evict(now time.Time, expired bool) {
 		}
 		t.keptBytes -= j.cost
 		j.dropped = true
-		t.free(j)
+		t.giveBack(j)
 		t.kept[t.keptHead] = nil
 		t.keptHead++
 	}

@@ -81,14 +81,14 @@ func (s *Server) Redshift(ctx context.Context, event []byte) []byte {
 // the gateway's pool for the next answer, which saves every invocation
 // an answer's worth of fresh memory (a megabyte for 4,096 rows).
 func (s *Server) RedshiftWith(ctx context.Context, event []byte, use func(answer []byte)) {
-	if failed := s.redshift(ctx, event, use); failed != nil {
-		use(failed)
-	}
+	answer, j := s.redshift(ctx, event)
+	defer s.batches.Release(j)
+	use(answer)
 }
 
-// redshift is RedshiftWith's work: it hands a batch's answer to use and
-// returns nil, or returns the error answer of a batch that did not run.
-func (s *Server) redshift(ctx context.Context, event []byte, use func(answer []byte)) []byte {
+// redshift is RedshiftWith's work: the answer, and the job it belongs to,
+// held (nil for an event that did not become one).
+func (s *Server) redshift(ctx context.Context, event []byte) ([]byte, *job) {
 	start := time.Now()
 	ev, err := s.decodeRedshift(event)
 	log := s.logger(redshiftProto, ev.ids)
@@ -97,30 +97,28 @@ func (s *Server) redshift(ctx context.Context, event []byte, use func(answer []b
 		if errors.Is(err, errEventTooLarge) {
 			status = http.StatusRequestEntityTooLarge
 		}
-		return s.refuseRedshift(log, status, outcomeRejected, err)
+		return s.refuseRedshift(log, status, outcomeRejected, err), nil
 	}
 	j, _, err := s.batches.Begin(ctx, jobSpec{rows: ev.b.len()}, log)
 	switch {
 	case errors.Is(err, errDraining):
-		return s.refuseRedshift(log, http.StatusServiceUnavailable, outcomeDraining, err)
+		return s.refuseRedshift(log, http.StatusServiceUnavailable, outcomeDraining, err), nil
 	case errors.Is(err, errOverloaded):
 		return s.refuseRedshift(log, http.StatusTooManyRequests, outcomeOverloaded,
-			fmt.Errorf("overloaded: over %d rows in flight; retry later", s.cfg.MaxInflightRows))
+			fmt.Errorf("overloaded: over %d rows in flight; retry later", s.cfg.MaxInflightRows)), nil
 	case err != nil: // the engine's other errors need a batch key
-		return s.refuseRedshift(log, http.StatusServiceUnavailable, outcomeFailed, err)
+		return s.refuseRedshift(log, http.StatusServiceUnavailable, outcomeFailed, err), nil
 	}
 	go s.run(j, ev.b, redshiftProto, log, start)
-	defer s.batches.Release(j)
 	a, st := s.batches.Await(ctx, j)
 	switch {
 	case st != awaitDone:
 		// The job finishes, counted and logged, without anyone to read it.
-		return redshiftError("invocation ended before its batch was answered: " + context.Cause(ctx).Error())
+		return redshiftError("invocation ended before its batch was answered: " + context.Cause(ctx).Error()), j
 	case a.status != http.StatusOK:
-		return redshiftError(string(a.body))
+		return redshiftError(string(a.body)), j
 	}
-	use(a.body)
-	return nil
+	return a.body, j
 }
 
 // refuseRedshift answers an event that will not run, with its summary line.

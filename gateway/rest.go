@@ -398,7 +398,7 @@ func (s *Server) runREST(j *job, b *batch, log *slog.Logger, start time.Time, en
 	s.logSummary(log, b, restProto, res, d, false)
 	a := answer{status: res.status, body: res.body}
 	if res.pooled {
-		a.free = s.recycleAnswer
+		a.free = s.recycle
 	}
 	s.batches.Finish(j, a)
 }

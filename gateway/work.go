@@ -21,14 +21,14 @@ func (s *Server) run(j *job, b *batch, p *protocol, log *slog.Logger, start time
 	res := s.runSafely(ctx, b, p, j.compress, log)
 	a := answer{status: res.status, body: res.body}
 	if res.pooled {
-		a.free = s.recycleAnswer
+		a.free = s.recycle
 	}
 	// A sparse body is gzipped whatever its size: it cannot go as it is.
 	if j.compress && res.status == http.StatusOK && (res.sparse || len(res.body) >= gzipMinBytes) {
 		gz, pooled := s.gzipAnswer(res.body, res.spans, res.sparse)
 		a.body, a.gzipped, a.free = gz, true, nil
 		if pooled {
-			a.free = s.recycleGz
+			a.free = s.recycleGzipped
 		}
 		if res.pooled {
 			s.recycle(res.body)

@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/csv"
@@ -593,19 +594,14 @@ func appendJSON(b []byte, v any) ([]byte, error) {
 		for k := range x {
 			keys = append(keys, k)
 		}
-		slices.SortFunc(keys, func(a, b string) int {
-			ra, oka := variantKeys[a]
-			rb, okb := variantKeys[b]
-			switch {
-			case oka && okb:
-				return ra - rb
-			case oka != okb:
-				if oka {
-					return -1
-				}
-				return 1
+		rank := func(k string) int {
+			if r, ok := variantKeys[k]; ok {
+				return r
 			}
-			return strings.Compare(a, b)
+			return len(variantKeys)
+		}
+		slices.SortFunc(keys, func(a, b string) int {
+			return cmp.Or(cmp.Compare(rank(a), rank(b)), strings.Compare(a, b))
 		})
 		b = append(b, '{')
 		for i, k := range keys {
