@@ -247,7 +247,7 @@ type Server struct {
 	// batch id.
 	digestSeed maphash.Seed
 
-	bodies   sync.Pool // *bytes.Buffer for request bodies, and scratch for compressed answers
+	bodies   sync.Pool // *bytes.Buffer for request bodies
 	answers  sync.Pool // *[]byte: answer buffers no job keeps (see answerBuffer)
 	gzipped  sync.Pool // *[]byte: gzipAnswer's buffers no job keeps
 	spanPool sync.Pool // *[]span: see spanBuffer
