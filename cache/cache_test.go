@@ -382,3 +382,21 @@ func TestShardSize(t *testing.T) {
 		t.Errorf("sizeof shard: got %d; want 128", got)
 	}
 }
+
+// A stored key is the cache's own copy: an ID the gateway cut from a
+// request body must not keep that body alive.
+func TestCacheKeysAreCopies(t *testing.T) {
+	r := newTestResolver(t, &fakeProvider{}, Config{Size: 8, Shards: 1}, nil)
+	body := `{"data":[[0,"w1"]]}` + strings.Repeat(" ", 1<<16)
+	id := body[13:15]
+	checkOutcome(t, id, r.Resolve(t.Context(), id))
+	keys := r.shards[0].lru.Keys()
+	if len(keys) != 1 || keys[0] != "w1" {
+		t.Fatalf("keys: got %q; want [w1]", keys)
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(keys[0])))
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(body)))
+	if p >= lo && p < lo+uintptr(len(body)) {
+		t.Fatal("the cached key points into the caller's string")
+	}
+}

@@ -1,6 +1,7 @@
 package cache
 
 import (
+	"strings"
 	"sync"
 
 	"github.com/hashicorp/golang-lru/v2/simplelru"
@@ -63,8 +64,11 @@ func (s *shard) get(id string, now int64) (*Entry, bool) {
 	return it.e, ok
 }
 
-// add stores it under id and reports whether that evicted another entry.
+// add stores it under a copy of id and reports whether that evicted
+// another entry. The copy: a caller's ID may be cut from a whole request
+// body (the gateway's scanner), which a kept key would keep alive.
 func (s *shard) add(id string, it item) (evicted bool) {
+	id = strings.Clone(id)
 	s.mu.Lock()
 	it.placed = s.tick
 	s.tick++

@@ -10,7 +10,7 @@ func scanFast(body []byte, arity int) (*batch, bool) {
 	if arity != 1 {
 		return nil, false
 	}
-	s := scanner{buf: body}
+	s := scanner{buf: body, str: string(body)}
 	if !s.lit('{') || !s.lit('"') || !s.word("data\"") || !s.lit(':') || !s.lit('[') {
 		return nil, false
 	}
@@ -44,6 +44,12 @@ func scanFast(body []byte, arity int) (*batch, bool) {
 type scanner struct {
 	buf []byte
 	pos int
+	// str is buf as a string, made once: the IDs are cut from it, one
+	// allocation a batch instead of one an ID. An ID kept keeps the whole
+	// body alive, so nothing keeps one past its lookup: the cache stores a
+	// copy (cache.idKey), a record its answer's own ID, and a lookup in
+	// flight its key only until the fetch ends.
+	str string
 }
 
 func (s *scanner) skipSpace() {
@@ -115,7 +121,7 @@ func (s *scanner) row(b *batch) bool {
 		if s.pos == len(s.buf) {
 			return false
 		}
-		id = string(s.buf[start:s.pos])
+		id = s.str[start:s.pos]
 		s.pos++
 	case 'n':
 		if !s.word("null") {

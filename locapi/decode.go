@@ -79,7 +79,7 @@ func decodeData(data []byte, id string) (Result, error) {
 	if *e.ID != id {
 		return Result{}, fmt.Errorf("%w: answer is for id %s", ErrMalformed, shortID(*e.ID))
 	}
-	rec := &Record{ID: id, Label: e.Label}
+	rec := &Record{ID: *e.ID, Label: e.Label}
 	if e.Location == nil {
 		return Result{Status: NoLocation, Record: rec}, nil
 	}

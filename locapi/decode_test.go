@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unsafe"
 
 	"github.com/snowgate/snowgate/sim"
 )
@@ -400,5 +401,25 @@ func BenchmarkDecodeEntity(b *testing.B) {
 		if res, err := decodeEntity(r, a.id); err != nil || res.Status != Found {
 			b.Fatalf("decode = %v, %v; want found", res.Status, err)
 		}
+	}
+}
+
+// TestDecodeRecordOwnsID: a record keeps its answer's ID, not the caller's
+// string, which the gateway cuts from a whole request body; a cached
+// record holding it would keep that body alive.
+func TestDecodeRecordOwnsID(t *testing.T) {
+	body := `{"data":[[0,"w1"]]}` + strings.Repeat(" ", 1<<16)
+	id := body[13:15]
+	if id != "w1" {
+		t.Fatalf("test setup: id %q", id)
+	}
+	got, err := decodeEntity(strings.NewReader(`{"id":"w1","location":null}`), id)
+	if err != nil {
+		t.Fatalf("decodeEntity: %v", err)
+	}
+	p := uintptr(unsafe.Pointer(unsafe.StringData(got.Record.ID)))
+	lo := uintptr(unsafe.Pointer(unsafe.StringData(body)))
+	if got.Record.ID != "w1" || (p >= lo && p < lo+uintptr(len(body))) {
+		t.Fatalf("record ID %q points into the caller's body", got.Record.ID)
 	}
 }
