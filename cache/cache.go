@@ -162,7 +162,7 @@ func New(up Lookuper, cfg Config, reg prometheus.Registerer) (*Resolver, error) 
 		if i < cfg.Size%cfg.Shards {
 			n++
 		}
-		if r.shards[i].lru, err = simplelru.NewLRU[string, item](n, nil); err != nil {
+		if r.shards[i].lru, err = simplelru.NewLRU[uint64, item](n, nil); err != nil {
 			return nil, fmt.Errorf("cache: shard of %d entries: %w", n, err)
 		}
 		r.shards[i].cap = n

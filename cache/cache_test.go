@@ -7,6 +7,7 @@ import (
 	"hash/maphash"
 	"math"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -383,20 +384,94 @@ func TestShardSize(t *testing.T) {
 	}
 }
 
-// A stored key is the cache's own copy: an ID the gateway cut from a
-// request body must not keep that body alive.
-func TestCacheKeysAreCopies(t *testing.T) {
+// A shard is keyed by the ID's hash: an ID whose hash another ID has is a
+// miss, never the other's answer, and stores replace each other; IDs of
+// every length up to the longest allowed are told apart exactly.
+func TestShardSameHash(t *testing.T) {
 	r := newTestResolver(t, &fakeProvider{}, Config{Size: 8, Shards: 1}, nil)
-	body := `{"data":[[0,"w1"]]}` + strings.Repeat(" ", 1<<16)
-	id := body[13:15]
-	checkOutcome(t, id, r.Resolve(t.Context(), id))
-	keys := r.shards[0].lru.Keys()
-	if len(keys) != 1 || keys[0] != "w1" {
-		t.Fatalf("keys: got %q; want [w1]", keys)
+	s := &r.shards[0]
+	long := strings.Repeat("x", idShort)
+	ids := []string{"", "a", "b", long, long + "y", long + "z", strings.Repeat("q", 4096)}
+	const h = 7 // every ID under one hash
+	for i, id := range ids {
+		e := &Entry{}
+		s.add(id, h, item{e: e, expires: 100})
+		if got, ok := s.get(id, h, 0); !ok || got != e {
+			t.Fatalf("%q: got %p, %v; want its own entry %p", id, got, ok, e)
+		}
+		for j, other := range ids {
+			if j != i {
+				if got, ok := s.get(other, h, 0); ok {
+					t.Fatalf("after storing %q, %q under the same hash: got %p; want a miss", id, other, got)
+				}
+			}
+		}
+		if n := s.len(); n != 1 {
+			t.Fatalf("%d entries under one hash; want 1", n)
+		}
 	}
-	p := uintptr(unsafe.Pointer(unsafe.StringData(keys[0])))
-	lo := uintptr(unsafe.Pointer(unsafe.StringData(body)))
-	if p >= lo && p < lo+uintptr(len(body)) {
-		t.Fatal("the cached key points into the caller's string")
+	// The shard keeps its own copy of an ID: a caller may pass a string
+	// that views a buffer it reuses.
+	for _, want := range []string{"abc", long + "abc"} {
+		b := []byte(want)
+		s.add(unsafe.String(&b[0], len(b)), h, item{e: &Entry{}, expires: 100})
+		b[0] = '!'
+		if _, ok := s.get(want, h, 0); !ok {
+			t.Fatalf("%q not found once the caller's bytes changed", want)
+		}
+	}
+}
+
+// A batch far bigger than a shard's run of lookups under one lock, mixing
+// hits, misses and repeats of both across shards: every hit answered from
+// the cache, every miss fetched once, every repeat its first's answer.
+func TestResolveManyByShard(t *testing.T) {
+	up := &fakeProvider{}
+	r := newTestResolver(t, up, Config{Size: 10_000, Shards: 4}, nil)
+	var warm, ids []string
+	for i := range 2000 {
+		id := fmt.Sprintf("WH-%05d", i)
+		if i%3 != 0 {
+			warm = append(warm, id)
+		}
+		ids = append(ids, id)
+	}
+	if _, st := r.ResolveMany(t.Context(), warm); st.Fetched != len(warm) {
+		t.Fatalf("warm-up fetched %d; want %d", st.Fetched, len(warm))
+	}
+	batch := append(slices.Clone(ids), ids[:500]...) // each of the first 500 twice
+	// The hot path alone: a hit it missed would still be answered below
+	// (the lookup checks the cache again), only slower.
+	hot := make([]Outcome, len(batch))
+	var hst Stats
+	misses, dups := r.fromCache(batch, hot, &hst)
+	if want := len(ids) - len(warm); len(misses) != want || hst.Hits != len(warm) {
+		t.Fatalf("fromCache: %d misses, %d hits; want %d, %d", len(misses), hst.Hits, want, len(warm))
+	}
+	for _, m := range misses {
+		if m.at%3 != 0 || hot[m.at].Entry != nil {
+			t.Fatalf("fromCache: miss at %d", m.at)
+		}
+	}
+	for _, d := range dups {
+		if d.at != d.of+2000 || d.of%3 != 0 {
+			t.Fatalf("fromCache: repeat %+v", d)
+		}
+	}
+	if want := (500 + 2) / 3; len(dups) != want {
+		t.Fatalf("fromCache: %d repeats of misses; want %d", len(dups), want)
+	}
+	out, st := r.ResolveMany(t.Context(), batch)
+	if want := len(ids) - len(warm); st.Hits != len(warm) || st.Fetched != want || st.Distinct != len(ids) {
+		t.Fatalf("hits %d, fetched %d, distinct %d; want %d, %d, %d", st.Hits, st.Fetched, st.Distinct, len(warm), want, len(ids))
+	}
+	for i, id := range batch {
+		checkOutcome(t, id, out[i])
+		if wantHit := i%2000%3 != 0; i < 2000 && out[i].Hit != wantHit {
+			t.Fatalf("%s: Hit %v; want %v", id, out[i].Hit, wantHit)
+		}
+		if n := up.callsFor(id); n != 1 {
+			t.Fatalf("%s: %d provider calls; want 1", id, n)
+		}
 	}
 }

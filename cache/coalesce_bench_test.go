@@ -59,7 +59,7 @@ type sfResolver struct {
 
 func (s *sfResolver) resolve(ctx context.Context, id string) Outcome {
 	h := maphash.String(s.seed, id)
-	if e, ok := s.shardFor(h).get(id, s.clock()); ok {
+	if e, ok := s.shardFor(h).get(id, h, s.clock()); ok {
 		return Outcome{Entry: e, Hit: true}
 	}
 	o, src, requests := s.await(ctx, id, h, s.cfg.L2 != nil, false)

@@ -1,6 +1,9 @@
 package cache
 
-import "math/bits"
+import (
+	"math/bits"
+	"slices"
+)
 
 // dedupe is ResolveMany's per-call set of the IDs seen so far: open
 // addressing over the IDs' hashes, with the ID compared on a hash match, so
@@ -9,6 +12,53 @@ import "math/bits"
 type dedupe struct {
 	slots []slot
 	mask  uint64
+	// distinct are the batch's first occurrences in order, order the
+	// same grouped by shard (see place), and dups the repeats.
+	distinct []miss
+	order    []miss
+	ends     []int
+	dups     []dup
+}
+
+// group readies t.add for a batch over shards shards.
+func (t *dedupe) group(shards int) {
+	t.distinct, t.dups = t.distinct[:0], t.dups[:0]
+	if cap(t.ends) < shards {
+		t.ends = make([]int, shards)
+	}
+	t.ends = t.ends[:shards]
+	clear(t.ends)
+}
+
+// add records a first occurrence at i with hash h, in shard k.
+func (t *dedupe) add(i int, h, k uint64) {
+	t.distinct = append(t.distinct, miss{at: i, h: h})
+	t.ends[k]++
+}
+
+// place fills order, the first occurrences grouped by shard (shard k's
+// are order[ends[k]:ends[k+1]], the last shard's run to the end), with the
+// hash shifted right by shift giving the shard.
+func (t *dedupe) place(shift uint64) {
+	n := 0
+	for k, c := range t.ends {
+		n += c
+		t.ends[k] = n
+	}
+	t.order = slices.Grow(t.order[:0], n)[:n]
+	for _, d := range slices.Backward(t.distinct) {
+		k := d.h >> shift
+		t.ends[k]--
+		t.order[t.ends[k]] = d
+	}
+}
+
+// shard is shard k's part of order, after place.
+func (t *dedupe) shard(k int) []miss {
+	if k+1 < len(t.ends) {
+		return t.order[t.ends[k]:t.ends[k+1]]
+	}
+	return t.order[t.ends[k]:]
 }
 
 // slot holds one seen ID: its hash and its position in the batch plus one

@@ -159,7 +159,7 @@ func (r *Resolver) store(id string, h uint64, e *Entry, ttl time.Duration, clock
 	if exp < clock { // a TTL too long to add means forever
 		exp = math.MaxInt64
 	}
-	if r.shardFor(h).add(id, item{e: e, expires: exp}) {
+	if r.shardFor(h).add(id, h, item{e: e, expires: exp}) {
 		r.m.evictions.Inc()
 	}
 }

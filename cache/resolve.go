@@ -18,7 +18,7 @@ import (
 // with ErrClosed.
 func (r *Resolver) Resolve(ctx context.Context, id string) Outcome {
 	h := maphash.String(r.seed, id)
-	if e, ok := r.shardFor(h).get(id, r.clock()); ok {
+	if e, ok := r.shardFor(h).get(id, h, r.clock()); ok {
 		return Outcome{Entry: e, Hit: true}
 	}
 	o, src, requests := r.await(ctx, id, h, r.cfg.L2 != nil, false)
@@ -65,29 +65,41 @@ type dup struct{ at, of int }
 
 // fromCache is ResolveMany's hot path: it answers every cached ID in place
 // and returns what is left to fetch. It allocates nothing while all IDs hit.
+// It looks the IDs up shard by shard (shard.getMany), not in batch order:
+// over a working set bigger than the CPU's caches that is a third faster
+// (BenchmarkResolveManyHotBig), at a few percent on a batch whose IDs are
+// all in cache anyway (BenchmarkResolveManyHot).
 func (r *Resolver) fromCache(ids []string, out []Outcome, st *Stats) (misses []miss, dups []dup) {
 	now := r.clock()
 	t := r.table(len(ids))
 	defer r.release(t)
+	t.group(len(r.shards))
 	for i, id := range ids {
 		h := maphash.String(r.seed, id)
 		if first, seen := t.insert(ids, h, i); seen {
-			if out[first].Entry != nil {
-				out[i] = out[first]
-			} else {
-				dups = append(dups, dup{at: i, of: first})
-			}
+			t.dups = append(t.dups, dup{at: i, of: first})
 			continue
 		}
-		st.Distinct++
-		if e, ok := r.shardFor(h).get(id, now); ok {
-			// Field by field: out is zeroed, and a whole-struct store
-			// would also pay GC write barriers for the nil Err.
-			out[i].Entry, out[i].Hit = e, true
+		t.add(i, h, h>>r.shardShift)
+	}
+	st.Distinct += len(t.distinct)
+	t.place(uint64(r.shardShift))
+	for k := range r.shards {
+		r.shards[k].getMany(ids, t.shard(k), now, out)
+	}
+	for _, d := range t.distinct {
+		if out[d.at].Entry != nil {
 			st.Hits++
 			continue
 		}
-		misses = append(misses, miss{at: i, h: h})
+		misses = append(misses, miss{at: d.at, h: d.h})
+	}
+	for _, d := range t.dups {
+		if out[d.of].Entry != nil {
+			out[d.at] = out[d.of]
+			continue
+		}
+		dups = append(dups, d)
 	}
 	return misses, dups
 }
@@ -346,7 +358,7 @@ func (r *Resolver) load(id string, h uint64, askL2 bool) (fl flight, err error) 
 	// The caller's miss and this flight are not atomic: a flight that just
 	// ended may have stored id in between.
 	s := r.shardFor(h)
-	if e, ok := s.get(id, r.clock()); ok {
+	if e, ok := s.get(id, h, r.clock()); ok {
 		return flight{e: e}, nil
 	}
 	if askL2 {
