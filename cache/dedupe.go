@@ -23,10 +23,7 @@ type dedupe struct {
 // group readies t.add for a batch over shards shards.
 func (t *dedupe) group(shards int) {
 	t.distinct, t.dups = t.distinct[:0], t.dups[:0]
-	if cap(t.ends) < shards {
-		t.ends = make([]int, shards)
-	}
-	t.ends = t.ends[:shards]
+	t.ends = slices.Grow(t.ends[:0], shards+1)[:shards+1]
 	clear(t.ends)
 }
 
@@ -37,8 +34,8 @@ func (t *dedupe) add(i int, h, k uint64) {
 }
 
 // place fills order, the first occurrences grouped by shard (shard k's
-// are order[ends[k]:ends[k+1]], the last shard's run to the end), with the
-// hash shifted right by shift giving the shard.
+// are order[ends[k]:ends[k+1]]), with the hash shifted right by shift
+// giving the shard.
 func (t *dedupe) place(shift uint64) {
 	n := 0
 	for k, c := range t.ends {
@@ -54,12 +51,7 @@ func (t *dedupe) place(shift uint64) {
 }
 
 // shard is shard k's part of order, after place.
-func (t *dedupe) shard(k int) []miss {
-	if k+1 < len(t.ends) {
-		return t.order[t.ends[k]:t.ends[k+1]]
-	}
-	return t.order[t.ends[k]:]
-}
+func (t *dedupe) shard(k int) []miss { return t.order[t.ends[k]:t.ends[k+1]] }
 
 // slot holds one seen ID: its hash and its position in the batch plus one
 // (0 marks an empty slot, so a cleared table is an empty one).

@@ -20,8 +20,7 @@ type item struct {
 // are, so that a lookup checks a hit without reading memory elsewhere.
 // Shards are keyed by the ID's hash instead of the ID: a string key costs
 // the map a second hash of the ID and, on every hit, a cache miss on the
-// key's bytes (on a hot gateway batch over a big working set, a quarter of
-// the lookup). Two IDs with one hash take turns in the shard: the later
+// key's bytes. Two IDs with one hash take turns in the shard: the later
 // replaces the earlier, and a lookup of the other is a miss, never its
 // answer.
 type idKey struct {

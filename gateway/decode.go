@@ -138,12 +138,15 @@ func readBody(r *http.Request, buf *bytes.Buffer, limit int64) (int, error) {
 	enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding")))
 	switch enc {
 	case "", "identity":
+		if r.ContentLength > 0 && r.ContentLength <= limit {
+			buf.Grow(int(r.ContentLength))
+		}
 	case "gzip", "x-gzip", "deflate":
 		zbuf := rawBodies.Get().(*bytes.Buffer)
 		zbuf.Reset()
 		defer putBody(&rawBodies, zbuf)
-		if status, err := readAll(zbuf, raw); err != nil {
-			return status, err
+		if _, err := zbuf.ReadFrom(raw); err != nil {
+			return readError(err, limit)
 		}
 		zr, err := inflater(enc, bytes.NewReader(zbuf.Bytes()))
 		if err != nil {
@@ -154,30 +157,20 @@ func readBody(r *http.Request, buf *bytes.Buffer, limit int64) (int, error) {
 	default:
 		return http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q: use gzip, deflate or none", truncate(enc, 32))
 	}
-	if r.ContentLength > 0 && r.ContentLength <= limit && body == io.Reader(raw) {
-		buf.Grow(int(r.ContentLength))
-	}
 	n, err := buf.ReadFrom(io.LimitReader(body, limit+1))
 	if n > limit {
-		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes (after decompression)", limit)
+		err = errRawTooLarge
 	}
 	if err != nil {
-		return readError(err)
+		return readError(err, limit)
 	}
 	return 0, nil
 }
 
-// readAll reads r into buf, with readBody's statuses for its errors.
-func readAll(buf *bytes.Buffer, r io.Reader) (int, error) {
-	if _, err := buf.ReadFrom(r); err != nil {
-		return readError(err)
-	}
-	return 0, nil
-}
-
-func readError(err error) (int, error) {
+// readError is readBody's status and message for a failed read.
+func readError(err error, limit int64) (int, error) {
 	if errors.Is(err, errRawTooLarge) {
-		return http.StatusRequestEntityTooLarge, err
+		return http.StatusRequestEntityTooLarge, fmt.Errorf("request body over %d bytes (after decompression)", limit)
 	}
 	return http.StatusBadRequest, fmt.Errorf("reading request body: %w", err)
 }
@@ -202,18 +195,10 @@ func inflater(enc string, r *bytes.Reader) (io.ReadCloser, error) {
 	}
 	zr, _ := gzipReaders.Get().(*gzip.Reader)
 	if zr == nil {
-		return newPooledGzip(r)
+		zr = new(gzip.Reader) // what gzip.NewReader makes before its Reset
 	}
 	if err := zr.Reset(r); err != nil {
 		gzipReaders.Put(zr)
-		return nil, err
-	}
-	return pooledGzip{zr}, nil
-}
-
-func newPooledGzip(r io.Reader) (io.ReadCloser, error) {
-	zr, err := gzip.NewReader(r)
-	if err != nil {
 		return nil, err
 	}
 	return pooledGzip{zr}, nil

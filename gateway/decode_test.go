@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"compress/zlib"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -231,6 +232,9 @@ func TestReadBody(t *testing.T) {
 			}
 			if status == 0 && !bytes.Equal(buf.Bytes(), plain) {
 				t.Fatalf("got body %q; want %q", buf.Bytes(), plain)
+			}
+			if want := fmt.Sprintf("over %d bytes", tt.limit); status == http.StatusRequestEntityTooLarge && !strings.Contains(err.Error(), want) {
+				t.Fatalf("got %q; want it to say %q", err, want)
 			}
 			if status != 0 && buf.Len() > int(tt.limit)+1 {
 				t.Fatalf("read %d bytes; want at most limit+1 = %d", buf.Len(), tt.limit+1)
