@@ -10,6 +10,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/klauspost/compress/gzip"
@@ -231,6 +232,40 @@ func TestCRCCombine(t *testing.T) {
 		got := crcCombine(crc32.ChecksumIEEE(a), crc32.ChecksumIEEE(b), crcPow(len(b)))
 		if want := crc32.ChecksumIEEE(append(a, b...)); got != want {
 			t.Fatalf("len(a) %d, len(b) %d: combined %08x; want %08x", len(a), n, got, want)
+		}
+	}
+}
+
+// TestPackedOnceAcrossGoroutines: answers encoded at once from the same
+// cached records pack each record once, share that form, and each
+// inflates to its answer (run with -race).
+func TestPackedOnceAcrossGoroutines(t *testing.T) {
+	js, err := EncodeRecord(hotRecord("Q7", 7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry := &cache.Entry{Status: locapi.Found, JSON: js}
+	body := []byte(`{"data":[[0,],[1,]]}`)
+	spans := []span{{at: 12, memo: &entry.Memo, js: js}, {at: 17, memo: &entry.Memo, js: js}}
+	want := []byte(`{"data":[[0,` + string(js) + `],[1,` + string(js) + `]]}`)
+	const n = 8
+	outs := make([][]byte, n)
+	packed := make([]*packedRecord, n)
+	var wg sync.WaitGroup
+	for g := range n {
+		wg.Go(func() {
+			sp := append([]span(nil), spans...)
+			outs[g] = gzipFast(body, sp, true, nil)
+			packed[g] = sp[0].packed
+		})
+	}
+	wg.Wait()
+	for g := range n {
+		if packed[g] != packed[0] || packed[g] != packedOf(spans[0]) {
+			t.Fatalf("goroutine %d used packed form %p; want the one kept, %p", g, packed[g], packed[0])
+		}
+		if got := gunzipStd(t, outs[g]); !bytes.Equal(got, want) {
+			t.Fatalf("goroutine %d: inflated %q; want %q", g, got, want)
 		}
 	}
 }
