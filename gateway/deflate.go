@@ -315,7 +315,8 @@ func (w *bitWriter) write(v uint64, n uint) {
 // cursor is a bitWriter's state as a value, for the loops that write
 // most of an answer: through *bitWriter, acc and n live in memory and
 // every put stores them and loads them back, where a local cursor stays in
-// registers (BenchmarkAnswerGzip took about a tenth less time).
+// registers (with the one-allocation entryMemo, BenchmarkAnswerGzip took
+// about a tenth less time).
 // buf is out at its full capacity; the caller made room.
 type cursor struct {
 	acc uint64
@@ -634,7 +635,7 @@ func crcCombine(crcA, crcB, xpow uint32) uint32 { return gfMul(xpow, crcA) ^ crc
 // gfMul multiplies a and b modulo the CRC-32 polynomial, in hash/crc32's
 // reflected bit order (bit 31 is x^0), four bits of a at a time: there is
 // a product per record in every hot answer, and this takes BenchmarkAnswerGzip
-// about 7% less time than a bit at a time did.
+// about 6% less time than a bit at a time did (0.87 against 0.93 ms).
 func gfMul(a, b uint32) uint32 {
 	// t[m] is b times the polynomial of nibble m, whose bit 3 is x^0.
 	var t [16]uint32
